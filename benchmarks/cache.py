@@ -1,0 +1,75 @@
+"""On-disk result cache keyed by (image content hash, codec, setting, codec adapter version).
+
+Each entry is a JSON file (sizes, timings, memory, metric values with their own metric
+versions) plus the bitstream, so new metrics can be added later by decoding again instead
+of re-encoding. Writes are atomic, so parallel workers and interrupted runs are safe.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CACHE_DIR = Path("benchmarks/.cache")
+
+
+class ResultCache:
+    """Directory of cache entries; ``None`` root disables caching (nothing read or written)."""
+
+    def __init__(self, root: Path | None) -> None:
+        self.root = Path(root) if root is not None else None
+
+    def _stem(self, image_sha: str, codec: str, setting: str, codec_version: str) -> Path:
+        assert self.root is not None
+        return self.root / codec / f"{image_sha[:24]}_{setting}_{codec_version}"
+
+    def get(self, image_sha: str, codec: str, setting: str, codec_version: str) -> dict | None:
+        """The cached entry, or None."""
+        if self.root is None:
+            return None
+        path = self._stem(image_sha, codec, setting, codec_version).with_suffix(".json")
+        try:
+            with open(path) as f:
+                entry = json.load(f)
+        except (OSError, ValueError):
+            return None
+        if entry.get("image_sha256") != image_sha or entry.get("codec_version") != codec_version:
+            return None
+        return entry
+
+    def get_bitstream(self, image_sha: str, codec: str, setting: str,
+                      codec_version: str) -> bytes | None:
+        if self.root is None:
+            return None
+        path = self._stem(image_sha, codec, setting, codec_version).with_suffix(".bin")
+        try:
+            return path.read_bytes()
+        except OSError:
+            return None
+
+    def put(self, entry: dict[str, Any], bitstream: bytes | None = None) -> None:
+        """Store an entry (and optionally its bitstream) atomically."""
+        if self.root is None:
+            return
+        stem = self._stem(entry["image_sha256"], entry["codec"], entry["setting"],
+                          entry["codec_version"])
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        if bitstream is not None:
+            _atomic_write(stem.with_suffix(".bin"), bitstream)
+        _atomic_write(stem.with_suffix(".json"), json.dumps(entry, indent=1).encode())
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp_", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

@@ -1,0 +1,66 @@
+"""Registry of codec adapters by command-line name."""
+from __future__ import annotations
+
+from typing import Callable
+
+from benchmarks.codecs.base import Codec, CodecUnavailable
+
+
+def _factories() -> dict[str, Callable[[], Codec]]:
+    from benchmarks.codecs.diffcodec_adapter import DiffCodec
+    from benchmarks.codecs.hevc import HEVCIntra
+    from benchmarks.codecs.jxl import JPEGXL
+    from benchmarks.codecs.pillow_codecs import PillowAVIF, PillowJPEG, PillowWebP
+
+    return {
+        "jpeg420": lambda: PillowJPEG(2),
+        "jpeg444": lambda: PillowJPEG(0),
+        "hevc": HEVCIntra,
+        "webp": PillowWebP,
+        "avif": PillowAVIF,
+        "jxl": JPEGXL,
+        "diffcodec": DiffCodec,
+        "diffcodec-realism": lambda: DiffCodec("realism"),
+    }
+
+
+#: aliases accepted by --codecs
+ALIASES = {"jpeg": ["jpeg420", "jpeg444"], "bpg": ["hevc"], "x265": ["hevc"],
+           "jpegxl": ["jxl"], "classical": ["jpeg420", "jpeg444", "hevc", "webp", "avif", "jxl"],
+           "all": ["jpeg420", "jpeg444", "hevc", "webp", "avif", "jxl", "diffcodec",
+                   "diffcodec-realism"]}
+DEFAULT_CODECS = ["jpeg420", "jpeg444", "hevc", "webp", "avif", "jxl", "diffcodec",
+                  "diffcodec-realism"]
+
+
+def codec_names() -> list[str]:
+    """All registered codec names."""
+    return list(_factories())
+
+
+def expand_names(spec: str | list[str] | None) -> list[str]:
+    """Turn 'jpeg,hevc' (aliases allowed) into a de-duplicated list of codec names."""
+    if spec is None:
+        return list(DEFAULT_CODECS)
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    known = _factories()
+    out: list[str] = []
+    for item in (s.strip() for s in items):
+        if not item:
+            continue
+        for name in ALIASES.get(item, [item]):
+            if name not in known:
+                raise ValueError(f"unknown codec {name!r}; known: {', '.join(known)} "
+                                 f"(aliases: {', '.join(ALIASES)})")
+            if name not in out:
+                out.append(name)
+    return out
+
+
+def get_codec(name: str) -> Codec:
+    """Instantiate a codec adapter by name."""
+    return _factories()[name]()
+
+
+__all__ = ["Codec", "CodecUnavailable", "codec_names", "expand_names", "get_codec",
+           "DEFAULT_CODECS"]

@@ -1,0 +1,105 @@
+"""Adapter for diffcodec's Python API (``diffcodec.compress`` / ``diffcodec.decompress``).
+
+Runs in the main process only, with ``torch.set_num_threads(2)`` during encode and decode,
+so that ``encoding_time`` / ``decoding_time`` are the 2-thread CPU timings the codec issue asks
+for. The adapter's cache version hashes every file of the ``diffcodec`` package (code and the
+shipped model), so a retrained model or changed code invalidates cached results.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from benchmarks.codecs.base import Codec, CodecUnavailable, Measured, measure_in_process
+
+TIMING_THREADS = 2
+
+
+def _diffcodec_module() -> Any:
+    try:
+        return importlib.import_module("diffcodec")
+    except Exception as exc:  # broken work-in-progress imports must not kill the suite
+        raise CodecUnavailable(f"cannot import diffcodec: {exc!r}") from exc
+
+
+class DiffCodec(Codec):
+    """diffcodec in one of its decoding modes (fidelity by default)."""
+
+    parallel_safe = False
+    default_settings = (0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100)
+
+    def __init__(self, mode: str | None = None) -> None:
+        self.mode = mode
+        self.name = "diffcodec" if mode is None else f"diffcodec-{mode}"
+        self.label = "diffcodec" if mode is None else f"diffcodec ({mode})"
+
+    def check_available(self) -> None:
+        mod = _diffcodec_module()
+        for fn in ("compress", "decompress"):
+            if not callable(getattr(mod, fn, None)):
+                raise CodecUnavailable(f"diffcodec.{fn} does not exist yet")
+        if self.mode is not None:
+            params = inspect.signature(mod.compress).parameters
+            if "mode" not in params:
+                raise CodecUnavailable(f"diffcodec.compress has no 'mode' parameter, so mode "
+                                       f"{self.mode!r} is not available yet")
+
+    def tool_version(self) -> str:
+        mod = _diffcodec_module()
+        root = Path(mod.__file__).resolve().parent
+        h = hashlib.sha256()
+        for f in sorted(root.rglob("*")):
+            if f.is_file() and "__pycache__" not in f.parts:
+                h.update(str(f.relative_to(root)).encode())
+                h.update(f.read_bytes())
+        return f"diffcodec {getattr(mod, '__version__', '?')} {h.hexdigest()[:16]}"
+
+    def description(self) -> str:
+        mode = "" if self.mode is None else f", mode={self.mode!r}"
+        return (f"diffcodec.compress(PIL image, quality=Q{mode}) / diffcodec.decompress; "
+                f"{self.tool_version()}; times with torch.set_num_threads({TIMING_THREADS}) "
+                "on CPU, one process.")
+
+    VERSIONED_METHODS = Codec.VERSIONED_METHODS + ("_kwargs", "_timed")
+
+    def version_extra(self) -> str:
+        return f"mode={self.mode} threads={TIMING_THREADS}"
+
+    def _kwargs(self, setting: float) -> dict:
+        kw: dict = {"quality": float(setting)}
+        if self.mode is not None:
+            kw["mode"] = self.mode
+        return kw
+
+    def encode(self, rgb: np.ndarray, setting: float) -> bytes:
+        mod = _diffcodec_module()
+        data = mod.compress(Image.fromarray(rgb, "RGB"), **self._kwargs(setting))
+        return bytes(data)
+
+    def decode(self, data: bytes) -> np.ndarray:
+        mod = _diffcodec_module()
+        img = mod.decompress(data)
+        return np.asarray(img.convert("RGB"))
+
+    def _timed(self, fn, *args: Any) -> Measured:
+        import torch
+
+        old = torch.get_num_threads()
+        torch.set_num_threads(TIMING_THREADS)
+        try:
+            with torch.inference_mode():
+                return measure_in_process(fn, *args)
+        finally:
+            torch.set_num_threads(old)
+
+    def encode_measured(self, rgb: np.ndarray, setting: float) -> Measured:
+        return self._timed(self.encode, rgb, setting)
+
+    def decode_measured(self, data: bytes) -> Measured:
+        return self._timed(self.decode, data)

@@ -1,0 +1,17 @@
+"""diffcodec: a learned lossy image codec (variable-rate hyperprior, .dcf files)."""
+from diffcodec.api import (
+    DEFAULT_QUALITY,
+    OutputExistsError,
+    compress,
+    compress_detailed,
+    compress_file,
+    decompress,
+    decompress_file,
+    read_header,
+)
+
+__version__ = "0.1.0"
+__all__ = [
+    "DEFAULT_QUALITY", "OutputExistsError", "compress", "compress_detailed", "compress_file", "decompress",
+    "decompress_file", "read_header", "__version__",
+]

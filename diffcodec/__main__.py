@@ -1,0 +1,3 @@
+from diffcodec.cli import main
+
+main()

@@ -1,0 +1,223 @@
+"""Python API: ``compress(image) -> bytes`` and ``decompress(bytes) -> PIL.Image``, plus file variants.
+
+This is the code path of the CLI and the benchmarks; a .dcf file is exactly the bytes
+returned by :func:`compress`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+import bitstream
+from bitstream import DEFAULT_MAX_PIXELS, Header, ModelMismatchError
+from diffcodec.codec import Codec
+from diffcodec.image_io import (
+    ImageInputError,
+    SourceImage,
+    atomic_write,
+    decode_alpha,
+    encode_alpha,
+    open_image,
+    prepare,
+    save_image,
+    to_pil,
+)
+from diffcodec.registry import DEFAULT_MODEL_ID, MODELS, load_model
+
+DEFAULT_QUALITY = 70.0
+
+
+class OutputExistsError(FileExistsError):
+    """Refused to overwrite an existing output without ``force``."""
+
+
+@lru_cache(maxsize=4)
+def get_codec(model_id: int = DEFAULT_MODEL_ID, device: str = "cpu") -> Codec:
+    """One :class:`Codec` per (model, device) per process."""
+    return Codec(load_model(model_id), device)
+
+
+def _resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but no CUDA GPU is available")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ValueError(f"unknown device '{device}' (use cpu, cuda or auto)")
+    return device
+
+
+def _as_source(image: Image.Image | np.ndarray | str | Path) -> SourceImage:
+    if isinstance(image, SourceImage):
+        return image
+    if isinstance(image, (str, Path)):
+        return open_image(Path(image))
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8:
+            raise ImageInputError(f"numpy images must be uint8, got {image.dtype}")
+        image = Image.fromarray(image)
+    if not isinstance(image, Image.Image):
+        raise ImageInputError(f"cannot compress an object of type {type(image).__name__}")
+    return prepare(image)
+
+
+@dataclass
+class CompressResult:
+    """The .dcf bytes with what the caller may want to report."""
+
+    data: bytes
+    quality: float
+    pixels: int
+    notices: list[str]
+
+    @property
+    def bpp(self) -> float:
+        return len(self.data) * 8 / self.pixels
+
+
+def _container(source: SourceImage, codec: Codec, stream: bytes, quality: float, alpha: bytes | None) -> bytes:
+    h, w = source.rgb.shape[:2]
+    header = Header(
+        model_id=codec.model.model_id, fingerprint=codec.model.fingerprint, width=w, height=h,
+        channels=source.channels, bit_depth=source.bit_depth, quality=quality,
+    )
+    return bitstream.pack(header, stream, alpha)
+
+
+def compress_detailed(
+    image: Image.Image | np.ndarray | str | Path,
+    quality: float = DEFAULT_QUALITY,
+    *,
+    target_bpp: float | None = None,
+    device: str = "cpu",
+    codec: Codec | None = None,
+) -> CompressResult:
+    """Compress an image; with ``target_bpp`` the highest quality whose file fits that budget."""
+    source = _as_source(image)
+    codec = codec or get_codec(DEFAULT_MODEL_ID, _resolve_device(device))
+    h, w = source.rgb.shape[:2]
+    x = torch.from_numpy(source.rgb).permute(2, 0, 1).unsqueeze(0).float().div(255.0)
+    analysis = codec.analyse(x)
+    alpha = encode_alpha(source.alpha) if source.alpha is not None else None
+    notices = list(source.notices)
+
+    def make(q: float) -> bytes:
+        return _container(source, codec, codec.code(analysis, q), q, alpha)
+
+    if target_bpp is None:
+        q = round(float(quality), 2)
+        data = make(q)
+    else:
+        if not target_bpp > 0 or not math.isfinite(target_bpp):
+            raise ValueError("target bpp must be a positive number")
+        budget_bits = target_bpp * w * h
+        lo, hi = 0.0, 100.0
+        best = make(lo)
+        q = lo
+        if len(best) * 8 > budget_bits:
+            notices.append(f"target {target_bpp} bpp is below the lowest rate; used quality 0")
+        else:
+            top = make(hi)
+            if len(top) * 8 <= budget_bits:
+                best, q = top, hi
+            else:
+                for _ in range(12):  # bisection to 0.025 quality
+                    mid = round((lo + hi) / 2, 2)
+                    data = make(mid)
+                    if len(data) * 8 <= budget_bits:
+                        lo, best, q = mid, data, mid
+                    else:
+                        hi = mid
+                    if hi - lo < 0.05:
+                        break
+        data = best
+    return CompressResult(data=data, quality=q, pixels=w * h, notices=notices)
+
+
+def compress(
+    image: Image.Image | np.ndarray | str | Path,
+    quality: float = DEFAULT_QUALITY,
+    *,
+    target_bpp: float | None = None,
+    device: str = "cpu",
+) -> bytes:
+    """Compress an image (PIL image, uint8 array or path) to .dcf bytes."""
+    return compress_detailed(image, quality, target_bpp=target_bpp, device=device).data
+
+
+def read_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> bitstream.Container:
+    """Parse and validate .dcf bytes, including that this diffcodec has the model that made them."""
+    container = bitstream.parse(data, max_pixels=max_pixels)
+    header = container.header
+    entry = MODELS.get(header.model_id)
+    if entry is None:
+        raise ModelMismatchError(f"file was made by unknown model id {header.model_id}; this diffcodec has {sorted(MODELS)}")
+    if bytes.fromhex(entry.sha256[:8]) != header.fingerprint:
+        raise ModelMismatchError(
+            f"file was made with other weights for model '{entry.name}' (fingerprint {header.fingerprint.hex()}, "
+            f"installed {entry.sha256[:8]})"
+        )
+    return container
+
+
+def decompress(
+    data: bytes,
+    *,
+    device: str = "cpu",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    dtype: torch.dtype = torch.float32,
+) -> Image.Image:
+    """Decode .dcf bytes to a PIL image of the source's kind (L, LA, RGB or RGBA)."""
+    container = read_header(data, max_pixels)
+    header = container.header
+    codec = get_codec(header.model_id, _resolve_device(device))
+    y_hat = codec.decode_latent(container.latent, header.height, header.width)
+    alpha = decode_alpha(container.alpha, header.width, header.height) if container.alpha is not None else None
+    x = codec.synthesize(y_hat, header.quality, header.height, header.width, dtype=dtype)
+    rgb = (x[0].permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
+    return to_pil(rgb, alpha, header.channels)
+
+
+def _check_output(path: Path, force: bool) -> None:
+    if path.exists() and not force:
+        raise OutputExistsError(f"{path} exists (use --force to overwrite)")
+    if path.exists() and path.is_dir():
+        raise OutputExistsError(f"{path} is a directory")
+
+
+def compress_file(
+    src: str | Path, dst: str | Path, quality: float = DEFAULT_QUALITY, *, target_bpp: float | None = None,
+    force: bool = False, device: str = "cpu", max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> CompressResult:
+    """Compress an image file to a .dcf file (atomic write; no overwrite without ``force``)."""
+    dst = Path(dst)
+    _check_output(dst, force)
+    result = compress_detailed(open_image(Path(src), max_pixels), quality, target_bpp=target_bpp, device=device)
+    atomic_write(dst, result.data)
+    return result
+
+
+def decompress_file(
+    src: str | Path, dst: str | Path, *, force: bool = False, device: str = "cpu", max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Image.Image:
+    """Decode a .dcf file to an image file whose format its extension names."""
+    dst = Path(dst)
+    _check_output(dst, force)
+    from diffcodec.image_io import output_format
+
+    output_format(dst)  # reject an unknown extension before decoding
+    try:
+        data = Path(src).read_bytes()
+    except FileNotFoundError:
+        raise ImageInputError(f"{src}: no such file") from None
+    except IsADirectoryError:
+        raise ImageInputError(f"{src}: is a directory") from None
+    image = decompress(data, device=device, max_pixels=max_pixels)
+    save_image(image, dst)
+    return image

@@ -1,0 +1,162 @@
+"""The codec pipeline: image tensor -> latents -> entropy-coded bytes, and back.
+
+Data path (encode):  pad -> analysis g_a -> gain -> hyper-analysis h_a -> round z ->
+exact hyper-synthesis (means, scale indices) -> round(y - mean) -> ANS.
+Decode mirrors it: ANS -> z -> exact hyper-synthesis -> y = symbols + mean ->
+inverse gain -> synthesis g_s -> crop.
+The analysis and synthesis may run on any device and dtype; everything that selects a
+probability (hyper-latent symbols, the exact hyper-synthesis, table indices) depends only
+on integers decoded from the file.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from bitstream import SCALE_TABLE, StreamReader, StreamWriter, scale_indices
+from diffcodec.exact_hyper import ExactHyperSynthesis
+from diffcodec.weights import Z_RANGE, LoadedModel
+
+
+@dataclass(frozen=True)
+class LatentShape:
+    """Sizes of the coded arrays for an image of height x width."""
+
+    y_channels: int
+    z_channels: int
+    z_height: int
+    z_width: int
+
+    @property
+    def y_height(self) -> int:
+        return 4 * self.z_height
+
+    @property
+    def y_width(self) -> int:
+        return 4 * self.z_width
+
+
+def latent_shape(model: LoadedModel, height: int, width: int) -> LatentShape:
+    d = model.net.downsampling
+    return LatentShape(model.net.config.m, model.net.config.n, -(-height // d), -(-width // d))
+
+
+def quality_to_level(model: LoadedModel, quality: float) -> Tensor:
+    """Quality 0..100 -> continuous gain level in [0, K-1] (float32, shape (1,))."""
+    if not 0.0 <= quality <= 100.0:
+        raise ValueError(f"quality must be within 0..100, got {quality}")
+    return torch.tensor([quality / 100.0 * (model.net.config.levels - 1)], dtype=torch.float32)
+
+
+def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
+    """Replicate-pad (B, C, H, W) on the bottom/right to a multiple of ``multiple``."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+    return x
+
+
+@dataclass
+class Analysis:
+    """Quality-independent encoder state: computing g_a once makes rate searches cheap."""
+
+    y: Tensor  # (1, M, h, w) un-gained latent
+    height: int
+    width: int
+
+
+class Codec:
+    """Encoder and fidelity decoder around one loaded model."""
+
+    def __init__(self, model: LoadedModel, device: str | torch.device = "cpu"):
+        self.model = model
+        self.device = torch.device(device)
+        self.net = model.net.to(self.device)
+        self.exact_h_s = ExactHyperSynthesis(model.net.h_s)
+        self.z_pmf = model.z_pmf.double().numpy()
+        self.z_medians = model.z_medians.double()
+
+    # ---- shared ------------------------------------------------------------------------
+    def _hyper(self, z_symbols: Tensor) -> tuple[Tensor, np.ndarray]:
+        """Means (float64, exact) and scale-table indices from hyper-latent symbols (int, CPU)."""
+        z_hat = z_symbols.to(torch.float64) + self.z_medians.view(1, -1, 1, 1)
+        params = self.exact_h_s(z_hat)
+        means, scales = params.chunk(2, dim=1)
+        return means, scale_indices(scales.numpy())
+
+    # ---- encoder -----------------------------------------------------------------------
+    @torch.no_grad()
+    def analyse(self, image: Tensor) -> Analysis:
+        """image: (1, 3, H, W) float in [0, 1]."""
+        x = pad_to_multiple(image.to(self.device, torch.float32), self.net.downsampling)
+        y = self.net.g_a(x)
+        return Analysis(y=y, height=image.shape[-2], width=image.shape[-1])
+
+    @torch.no_grad()
+    def quantize(self, analysis: Analysis, quality: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(z symbols (1, N, zh, zw), y symbols (1, M, h, w), y scale indices) at ``quality``."""
+        t = quality_to_level(self.model, quality).to(self.device)
+        gain, _ = self.net.gains(t)
+        y = analysis.y * gain
+        z = self.net.h_a(y)
+        z_symbols = torch.round(z.float().cpu().double() - self.z_medians.view(1, -1, 1, 1))
+        z_symbols = z_symbols.clamp(-Z_RANGE, Z_RANGE).to(torch.int64)
+        means, idx = self._hyper(z_symbols)
+        y_symbols = torch.round(y.float().cpu().double() - means).to(torch.int64)
+        return z_symbols.numpy(), y_symbols.numpy(), idx
+
+    def code(self, analysis: Analysis, quality: float) -> bytes:
+        """Entropy-code the latent at ``quality``; returns the latent stream."""
+        z_symbols, y_symbols, idx = self.quantize(analysis, quality)
+        writer = StreamWriter()
+        writer.categorical(z_symbols[0].reshape(z_symbols.shape[1], -1) + Z_RANGE, self.z_pmf)
+        writer.gaussian(y_symbols, idx)
+        return writer.finish()
+
+    def encode(self, image: Tensor, quality: float) -> bytes:
+        return self.code(self.analyse(image), quality)
+
+    # ---- decoder -----------------------------------------------------------------------
+    def decode_latent(self, stream: bytes, height: int, width: int) -> Tensor:
+        """Entropy-decode the latent stream; returns the gained latent y_hat (1, M, h, w) float64, CPU."""
+        shape = latent_shape(self.model, height, width)
+        reader = StreamReader(stream)
+        z_symbols = reader.categorical(self.z_pmf, shape.z_height * shape.z_width) - Z_RANGE
+        z_symbols = torch.from_numpy(z_symbols.astype(np.int64)).view(1, shape.z_channels, shape.z_height, shape.z_width)
+        means, idx = self._hyper(z_symbols)
+        y_symbols = reader.gaussian(idx)
+        reader.finish()
+        return torch.from_numpy(y_symbols).view(means.shape).to(torch.float64) + means
+
+    @torch.no_grad()
+    def synthesize(self, y_hat: Tensor, quality: float, height: int, width: int, dtype: torch.dtype = torch.float32) -> Tensor:
+        """Fidelity decoder: (1, 3, height, width) float in [0, 1]."""
+        t = quality_to_level(self.model, quality).to(self.device)
+        _, inv_gain = self.net.gains(t)
+        y = y_hat.to(self.device, torch.float32) * inv_gain
+        if dtype == torch.float32:
+            x = self.net.g_s(y)
+        else:
+            with torch.autocast(self.device.type, dtype=dtype):
+                x = self.net.g_s(y)
+        return x.float()[..., :height, :width].clamp(0, 1)
+
+    def decode(self, stream: bytes, quality: float, height: int, width: int) -> Tensor:
+        return self.synthesize(self.decode_latent(stream, height, width), quality, height, width)
+
+    # ---- rate estimate -----------------------------------------------------------------
+    def estimated_bits(self, analysis: Analysis, quality: float) -> float:
+        """The model's own -log2 probability of the symbols that :meth:`code` writes."""
+        z_symbols, y_symbols, idx = self.quantize(analysis, quality)
+        zs = (z_symbols[0].reshape(z_symbols.shape[1], -1) + Z_RANGE).astype(np.int64)
+        z_bits = -np.log2(np.take_along_axis(self.z_pmf, zs, axis=1)).sum()
+        std = torch.from_numpy(SCALE_TABLE[idx.ravel()])
+        s = torch.from_numpy(y_symbols.ravel().astype(np.float64))
+        normal = torch.distributions.Normal(0.0, std)
+        p = normal.cdf(s + 0.5) - normal.cdf(s - 0.5)
+        return float(z_bits + (-torch.log2(p.clamp_min(1e-300))).sum().item())

@@ -1,0 +1,34 @@
+"""Export a training checkpoint's EMA weights to a shipped fp16 safetensors file.
+
+    python -m diffcodec.export runs/base/checkpoint.pt diffcodec/weights/hyperprior-vr-cpu1.safetensors
+
+Prints the SHA-256 to pin in :mod:`diffcodec.registry`.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from diffcodec.model import ModelConfig, VariableRateHyperprior
+from diffcodec.weights import export
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("out", type=Path)
+    p.add_argument("--raw", action="store_true", help="export the raw weights instead of the EMA")
+    args = p.parse_args(argv)
+    ck = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+    net = VariableRateHyperprior(ModelConfig(**ck["config"]))
+    net.load_state_dict(ck["model" if args.raw else "ema"], strict=False)
+    # The EMA copy's quantiles (medians) are only trained in the raw model: take them from there.
+    net.entropy_bottleneck.quantiles.data.copy_(ck["model"]["entropy_bottleneck.quantiles"])
+    digest = export(net.eval(), args.out)
+    print(f"step {ck['step']}  sha256 {digest}  -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()

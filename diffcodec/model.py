@@ -1,0 +1,133 @@
+"""Variable-rate mean-scale hyperprior: the learned transforms of diffcodec.
+
+One set of weights covers the whole rate range through per-channel gain vectors on
+the latent (Cui et al., "Asymmetric Gained Deep Image Compression", 2021): a continuous
+rate level ``t`` in ``[0, K-1]`` interpolates the learned log-gains of ``K`` anchor levels.
+The network only defines transforms; quantization and entropy coding for real files
+live in :mod:`diffcodec.codec` and :mod:`bitstream`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, asdict
+
+import warnings
+
+import torch
+from torch import Tensor, nn
+
+with warnings.catch_warnings():  # compressai 1.2.8 scripts a function at import time
+    warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
+    from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+    from compressai.layers import GDN
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture hyper-parameters; stored in the weight file so a loader can rebuild the net."""
+
+    n: int = 96  # channels of the hidden transform layers
+    m: int = 160  # latent channels (y)
+    levels: int = 8  # gain anchor levels
+    lambda_min: float = 0.0009  # rate-distortion trade-off at quality 0 (MSE on 0..255 scale)
+    lambda_max: float = 0.13  # ... at quality 100
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _conv(cin: int, cout: int, k: int = 5, stride: int = 2) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2)
+
+
+def _deconv(cin: int, cout: int, k: int = 5, stride: int = 2) -> nn.ConvTranspose2d:
+    return nn.ConvTranspose2d(cin, cout, k, stride=stride, padding=k // 2, output_padding=stride - 1)
+
+
+def ste_round(x: Tensor) -> Tensor:
+    """Round in the forward pass, identity gradient in the backward pass."""
+    return x + (torch.round(x) - x).detach()
+
+
+class VariableRateHyperprior(nn.Module):
+    """Analysis/synthesis transforms, hyperprior and gain vectors.
+
+    Image downsampling factor is 16 for y and 64 for z; callers pad to a multiple of 64.
+    The hyper-synthesis uses only convolutions and ReLU so that it can be evaluated in exact
+    fixed-point arithmetic for entropy coding (see :mod:`diffcodec.exact_hyper`).
+    """
+
+    downsampling = 64
+
+    def __init__(self, config: ModelConfig = ModelConfig()):
+        super().__init__()
+        self.config = config
+        n, m, k = config.n, config.m, config.levels
+        self.g_a = nn.Sequential(
+            _conv(3, n), GDN(n), _conv(n, n), GDN(n), _conv(n, n), GDN(n), _conv(n, m)
+        )
+        self.g_s = nn.Sequential(
+            _deconv(m, n), GDN(n, inverse=True), _deconv(n, n), GDN(n, inverse=True),
+            _deconv(n, n), GDN(n, inverse=True), _deconv(n, 3),
+        )
+        self.h_a = nn.Sequential(
+            _conv(m, n, 3, 1), nn.ReLU(), _conv(n, n), nn.ReLU(), _conv(n, n)
+        )
+        self.h_s = nn.Sequential(
+            _deconv(n, m), nn.ReLU(), _deconv(m, m * 3 // 2), nn.ReLU(), _conv(m * 3 // 2, 2 * m, 3, 1)
+        )
+        self.entropy_bottleneck = EntropyBottleneck(n)
+        self.gaussian_conditional = GaussianConditional(None)
+        # Gains ~ sqrt(lambda) is the high-rate optimum for a uniform quantizer: a good start.
+        lambdas = self.anchor_lambdas()
+        log_gain = 0.5 * torch.log(lambdas / lambdas[len(lambdas) // 2])
+        self.log_gain = nn.Parameter(log_gain[:, None].repeat(1, m).clone())
+        self.log_inv_gain = nn.Parameter(-log_gain[:, None].repeat(1, m).clone())
+
+    # ---- rate level ---------------------------------------------------------------------
+    def anchor_lambdas(self) -> Tensor:
+        c = self.config
+        return torch.exp(torch.linspace(math.log(c.lambda_min), math.log(c.lambda_max), c.levels))
+
+    def level_lambda(self, t: Tensor) -> Tensor:
+        """Lambda at continuous level(s) t in [0, K-1] (log-linear between the extremes)."""
+        c = self.config
+        frac = t / (c.levels - 1)
+        return torch.exp(math.log(c.lambda_min) + frac * (math.log(c.lambda_max) - math.log(c.lambda_min)))
+
+    @staticmethod
+    def _interp(table: Tensor, t: Tensor) -> Tensor:
+        """Linear interpolation of rows of ``table`` (K, M) at levels ``t`` (B,) -> (B, M)."""
+        lo = torch.clamp(t.floor().long(), 0, table.shape[0] - 2)
+        frac = (t - lo.to(t.dtype)).unsqueeze(1)
+        return table[lo] * (1 - frac) + table[lo + 1] * frac
+
+    def gains(self, t: Tensor) -> tuple[Tensor, Tensor]:
+        """Per-channel (gain, inverse gain) of shape (B, M, 1, 1) at levels t (B,)."""
+        g = torch.exp(self._interp(self.log_gain, t))
+        ig = torch.exp(self._interp(self.log_inv_gain, t))
+        return g[:, :, None, None], ig[:, :, None, None]
+
+    # ---- hyper-synthesis output split -----------------------------------------------------
+    def split_params(self, params: Tensor) -> tuple[Tensor, Tensor]:
+        """h_s output -> (means, scales)."""
+        means, scales = params.chunk(2, dim=1)
+        return means, scales
+
+    # ---- training forward ---------------------------------------------------------------
+    def forward(self, x: Tensor, t: Tensor) -> dict:
+        """Training/evaluation pass with noise (rate) and straight-through rounding (distortion)."""
+        gain, inv_gain = self.gains(t)
+        y = self.g_a(x) * gain
+        z = self.h_a(y)
+        _, z_likelihoods = self.entropy_bottleneck(z)
+        medians = self.entropy_bottleneck._get_medians()
+        z_hat = ste_round(z - medians) + medians
+        means, scales = self.split_params(self.h_s(z_hat))
+        _, y_likelihoods = self.gaussian_conditional(y, scales, means)
+        y_hat = ste_round(y - means) + means
+        x_hat = self.g_s(y_hat * inv_gain)
+        return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
+
+    def aux_loss(self) -> Tensor:
+        return self.entropy_bottleneck.loss()

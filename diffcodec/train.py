@@ -1,0 +1,153 @@
+"""Rate-distortion training of the variable-rate model (resumable).
+
+    python -m diffcodec.train --data ../shared/data/train --out runs/base --steps 6000
+
+Every step draws a continuous rate level per crop, so one network learns the whole
+quality range. Checkpoints (model, EMA, optimizers, sampler state) are written atomically
+every ``--ckpt-every`` steps and the run resumes from ``<out>/checkpoint.pt`` if present.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from diffcodec.data import CropSampler, load_corpus
+from diffcodec.model import ModelConfig, VariableRateHyperprior
+
+
+def rd_loss(model: VariableRateHyperprior, x: torch.Tensor, t: torch.Tensor) -> dict:
+    """Per-crop lambda * 255^2 * MSE + bpp, averaged over the batch."""
+    out = model(x, t)
+    num_pixels = x.shape[2] * x.shape[3]
+    bits = sum(
+        (-torch.log2(lik)).flatten(1).sum(1) for lik in out["likelihoods"].values()
+    )
+    bpp = bits / num_pixels
+    mse = ((out["x_hat"] - x) ** 2).flatten(1).mean(1)
+    lam = model.level_lambda(t)
+    loss = (lam * 255.0**2 * mse + bpp).mean()
+    psnr = (-10 * torch.log10(mse.clamp_min(1e-10))).mean()
+    return {"loss": loss, "bpp": bpp.mean(), "psnr": psnr}
+
+
+def _atomic_save(obj: dict, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, default=Path("../shared/data/train"))
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--steps", type=int, default=6000)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--crop", type=int, default=128)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--lr-drop", type=float, default=0.85, help="fraction of steps after which lr /= 10")
+    p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--ema", type=float, default=0.999)
+    p.add_argument("--n", type=int, default=ModelConfig.n)
+    p.add_argument("--m", type=int, default=ModelConfig.m)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--ckpt-every", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", type=Path, default=None,
+                   help="start from a shipped .safetensors file (fresh optimizer) when no checkpoint exists")
+    args = p.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+    if args.init is not None and not (args.out / "checkpoint.pt").exists():
+        from diffcodec.weights import load_weights
+
+        model = load_weights(args.init, None).net.float().requires_grad_(True).to(device)
+        config = model.config
+    else:
+        config = ModelConfig(n=args.n, m=args.m)
+        model = VariableRateHyperprior(config).to(device)
+    ema = copy.deepcopy(model).eval()
+    main_params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
+    aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
+    opt = torch.optim.Adam(main_params, lr=args.lr)
+    aux_opt = torch.optim.Adam(aux_params, lr=1e-3)
+
+    sampler = CropSampler(load_corpus(args.data, args.crop), args.crop, args.seed)
+    step = 0
+    ckpt_path = args.out / "checkpoint.pt"
+    if ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        model.load_state_dict(ck["model"])
+        ema.load_state_dict(ck["ema"])
+        opt.load_state_dict(ck["opt"])
+        aux_opt.load_state_dict(ck["aux_opt"])
+        sampler.rng.bit_generator.state = ck["rng"]
+        torch.set_rng_state(ck["torch_rng"])
+        step = ck["step"]
+        print(f"resumed from step {step}", flush=True)
+
+    log = open(args.out / "log.jsonl", "a")
+    lr_drop_step = int(args.lr_drop * args.steps)
+    t0 = time.time()
+    while step < args.steps:
+        lr = args.lr * min(1.0, (step + 1) / args.warmup) * (0.1 if step >= lr_drop_step else 1.0)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        x = sampler.sample(args.batch).to(device)
+        t = torch.rand(args.batch, device=device) * (config.levels - 1)
+        model.train()
+        stats = rd_loss(model, x, t)
+        opt.zero_grad(set_to_none=True)
+        stats["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(main_params, 1.0)
+        opt.step()
+        aux = model.aux_loss()
+        aux_opt.zero_grad(set_to_none=True)
+        aux.backward()
+        aux_opt.step()
+        with torch.no_grad():
+            for pe, pm in zip(ema.parameters(), model.parameters()):
+                pe.lerp_(pm, 1 - args.ema)
+            for be, bm in zip(ema.buffers(), model.buffers()):
+                be.copy_(bm)
+        step += 1
+        if not math.isfinite(stats["loss"].item()):
+            raise SystemExit(f"non-finite loss at step {step}")
+        rec = {
+            "step": step, "loss": round(stats["loss"].item(), 5), "bpp": round(stats["bpp"].item(), 5),
+            "psnr": round(stats["psnr"].item(), 3), "aux": round(aux.item(), 3), "lr": lr,
+            "sec": round(time.time() - t0, 1),
+        }
+        log.write(json.dumps(rec) + "\n")
+        if step % 20 == 0:
+            log.flush()
+            print(json.dumps(rec), flush=True)
+        if step % args.ckpt_every == 0 or step == args.steps:
+            _atomic_save(
+                {
+                    "model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
+                    "aux_opt": aux_opt.state_dict(), "rng": sampler.rng.bit_generator.state,
+                    "torch_rng": torch.get_rng_state(), "step": step, "config": config.to_dict(),
+                    "args": {k: str(v) for k, v in vars(args).items()},
+                },
+                ckpt_path,
+            )
+    log.close()
+
+
+if __name__ == "__main__":
+    main()

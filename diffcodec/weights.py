@@ -1,0 +1,96 @@
+"""Shipped weights: export to fp16 safetensors, load with a checksum check.
+
+A weight file holds the network tensors (fp16 except small tables kept in fp32), the
+hyper-latent probability tables (fixed arrays, so no machine recomputes them) and its
+config as metadata. The registry in :mod:`diffcodec.registry` pins each file's SHA-256.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load, save
+
+from diffcodec.model import ModelConfig, VariableRateHyperprior
+
+Z_RANGE = 63  # hyper-latent symbols are clamped to [-Z_RANGE, Z_RANGE] around the channel median
+_DROP_SUFFIXES = ("._offset", "._quantized_cdf", "._cdf_length", ".scale_table")  # compressai coder state, unused
+_FP32_PREFIXES = ("log_gain", "log_inv_gain", "entropy_bottleneck", "z_pmf", "z_medians")
+
+
+class WeightError(RuntimeError):
+    """Missing, damaged or unknown weight file."""
+
+
+@dataclass
+class LoadedModel:
+    """A ready-to-use network with its coding tables and identity."""
+
+    net: VariableRateHyperprior
+    z_medians: torch.Tensor  # (N,) float32
+    z_pmf: torch.Tensor  # (N, 2*Z_RANGE+1) float32, rows sum to 1
+    sha256: str
+    name: str
+    model_id: int = 0  # the id stored in .dcf headers; 0 for unregistered (training) weights
+
+    @property
+    def fingerprint(self) -> bytes:
+        return bytes.fromhex(self.sha256[:8])
+
+
+@torch.no_grad()
+def hyper_latent_tables(net: VariableRateHyperprior) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel medians and probability tables of the hyper-latent's factorized prior."""
+    eb = net.entropy_bottleneck
+    medians = eb._get_medians().detach().reshape(-1).float()
+    offsets = torch.arange(-Z_RANGE, Z_RANGE + 1, dtype=torch.float32)
+    values = (medians[:, None] + offsets[None, :]).unsqueeze(1)  # (N, 1, L)
+    lik, _, _ = eb._likelihood(values)
+    pmf = lik.squeeze(1).double().clamp_min(0) + 1e-9
+    pmf = pmf / pmf.sum(dim=1, keepdim=True)
+    return medians, pmf.float()
+
+
+def export(net: VariableRateHyperprior, path: Path) -> str:
+    """Write ``net`` as fp16 safetensors with its hyper-latent tables; returns the file's SHA-256."""
+    state = {k: v.detach().cpu() for k, v in net.state_dict().items() if not k.endswith(_DROP_SUFFIXES)}
+    medians, pmf = hyper_latent_tables(net)
+    state["z_medians"] = medians
+    state["z_pmf"] = pmf
+    tensors = {
+        k: (v.float() if k.startswith(_FP32_PREFIXES) else v.half()).contiguous() for k, v in state.items()
+    }
+    data = save(tensors, metadata={"config": json.dumps(net.config.to_dict()), "format": "diffcodec-weights-1"})
+    Path(path).write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def load_weights(path: Path, expected_sha256: str | None, name: str = "", model_id: int = 0) -> LoadedModel:
+    """Load and verify a weight file; ``expected_sha256=None`` skips the check (for training runs)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise WeightError(f"cannot read weights {path}: {exc.strerror}") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if expected_sha256 is not None and digest != expected_sha256:
+        raise WeightError(f"weights {path} fail their checksum (sha256 {digest[:12]}…, expected {expected_sha256[:12]}…)")
+    try:
+        tensors = load(data)
+        header_len = int.from_bytes(data[:8], "little")
+        metadata = json.loads(data[8 : 8 + header_len]).get("__metadata__", {})
+        config = ModelConfig(**json.loads(metadata["config"]))
+    except Exception as exc:
+        raise WeightError(f"weights {path} are not a diffcodec weight file ({exc})") from None
+    net = VariableRateHyperprior(config)
+    z_medians = tensors.pop("z_medians").float()
+    z_pmf = tensors.pop("z_pmf").float()
+    state = {k: v.float() for k, v in tensors.items()}
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.endswith(_DROP_SUFFIXES)]
+    if missing or unexpected:
+        raise WeightError(f"weights {path} do not match the architecture (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    net.eval().requires_grad_(False)
+    return LoadedModel(net=net, z_medians=z_medians, z_pmf=z_pmf, sha256=digest, name=name or Path(path).stem, model_id=model_id)

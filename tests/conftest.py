@@ -1,0 +1,49 @@
+"""Shared fixtures: a tiny random model (no training needed) and real Kodak images."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from diffcodec.codec import Codec
+from diffcodec.model import ModelConfig, VariableRateHyperprior
+from diffcodec.weights import export, load_weights
+
+REPO = Path(__file__).resolve().parents[1]
+KODAK = REPO.parent / "shared" / "data" / "kodak"
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """A small untrained network exported and reloaded through the real weight-file path."""
+    torch.manual_seed(0)
+    net = VariableRateHyperprior(ModelConfig(n=16, m=24, levels=4))
+    path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
+    digest = export(net.eval(), path)
+    return load_weights(path, digest, "tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_codec(tiny_model):
+    return Codec(tiny_model)
+
+
+def kodak_path(n: int) -> Path:
+    path = KODAK / f"kodim{n:02d}.png"
+    if not path.exists():
+        pytest.skip(f"Kodak image {path} not available")
+    return path
+
+
+@pytest.fixture
+def kodak_rgb():
+    def load(n: int) -> np.ndarray:
+        return np.asarray(Image.open(kodak_path(n)).convert("RGB"))
+    return load
+
+
+def to_tensor(rgb: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0).float().div(255.0)

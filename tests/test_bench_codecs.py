@@ -1,0 +1,148 @@
+"""Codec adapters: round trips, bpp from real bytes, colour conversion, optional tools."""
+import shutil
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from benchmarks import colorspace
+from benchmarks.codecs import CodecUnavailable, expand_names, get_codec
+from benchmarks.codecs import hevc_bitstream
+from benchmarks.codecs.ppm import read_ppm, write_ppm
+from benchmarks.metrics.psnr import psnr_rgb
+
+
+def _image(h=96, w=128, seed=0):
+    """Smooth synthetic photo-like image (gradients + a few edges + mild noise)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    img = np.stack([x * 255 / w, y * 255 / h, (x + y) * 127 / (h + w) + 60], -1)
+    img[h // 3:h // 2, w // 4:w // 2] = [200, 40, 40]
+    img = img + rng.normal(0, 4, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _need(name):
+    c = get_codec(name)
+    ok, why = c.available()
+    if not ok:
+        pytest.skip(why)
+    return c
+
+
+def test_colorspace_round_trip_within_one():
+    v = np.arange(0, 256, 5, dtype=np.uint8)
+    grid = np.stack(np.meshgrid(v, v, v, indexing="ij"), -1).reshape(-1, 1, 3)
+    back = colorspace.ycbcr444_to_rgb(colorspace.rgb_to_ycbcr444(grid))
+    assert np.abs(back.astype(int) - grid).max() <= 1
+    # exact values of the full-range BT.601 matrix
+    ycc = colorspace.rgb_to_ycbcr444(np.array([[[255, 0, 0], [255, 255, 255]]], np.uint8))
+    assert ycc[:, 0, 0].tolist() == [76, 85, 255]
+    assert ycc[:, 0, 1].tolist() == [255, 128, 128]
+
+
+def test_ppm_round_trip(tmp_path):
+    img = _image(5, 7)
+    write_ppm(tmp_path / "a.ppm", img)
+    np.testing.assert_array_equal(read_ppm(tmp_path / "a.ppm"), img)
+
+
+@pytest.mark.parametrize("name", ["jpeg420", "jpeg444", "webp", "avif", "jxl", "hevc"])
+def test_round_trip_and_rate_monotone(name):
+    codec = _need(name)
+    img = _image()
+    s = list(codec.default_settings)
+    lo, hi = s[1], s[-2]  # a low and a high quality setting
+    data_lo, data_hi = codec.encode(img, lo), codec.encode(img, hi)
+    rec_lo, rec_hi = codec.decode(data_lo), codec.decode(data_hi)
+    assert rec_hi.shape == img.shape and rec_hi.dtype == np.uint8
+    assert len(data_hi) > len(data_lo)
+    assert psnr_rgb(img, rec_hi) > psnr_rgb(img, rec_lo)
+    assert psnr_rgb(img, rec_hi) > 30
+    m = codec.encode_measured(img, hi)
+    assert m.value == data_hi and m.seconds > 0
+
+
+def test_jpeg_444_keeps_chroma_better():
+    j420, j444 = get_codec("jpeg420"), get_codec("jpeg444")
+    img = _image()
+    assert psnr_rgb(img, j444.decode(j444.encode(img, 90))) > \
+        psnr_rgb(img, j420.decode(j420.encode(img, 90)))
+
+
+def test_hevc_is_444_and_handles_odd_sizes():
+    codec = _need("hevc")
+    for h, w in [(67, 101), (29, 37)]:
+        img = _image(h, w)
+        data = codec.encode(img, 22)
+        info = hevc_bitstream.parse_sps(data)
+        assert (info.chroma_format_idc, info.height, info.width) == (3, h, w)
+        assert 0 < hevc_bitstream.parameter_set_bytes(data) < 200
+        rec = codec.decode(data)
+        assert rec.shape == img.shape
+        assert psnr_rgb(img, rec) > 35
+    with pytest.raises(Exception):
+        codec.encode(_image(8, 8), 30)
+
+
+def test_hevc_external_memory_measured():
+    codec = _need("hevc")
+    if not shutil.which("time") and not shutil.os.path.exists("/usr/bin/time"):
+        pytest.skip("GNU time not installed")
+    m = codec.encode_measured(_image(), 32)
+    assert m.peak_bytes is not None and m.peak_bytes > 1 << 20
+
+
+def test_sps_parser_rejects_garbage():
+    with pytest.raises(ValueError):
+        hevc_bitstream.parse_sps(b"\x00\x00\x01\x40\x01\x0c")
+
+
+def test_versions_change_with_parameters():
+    a, b = get_codec("jpeg420"), get_codec("jpeg444")
+    assert a.version() != b.version()
+    assert a.version() == get_codec("jpeg420").version()
+
+
+def test_diffcodec_adapter_skips_cleanly_without_api(monkeypatch):
+    fake = types.ModuleType("diffcodec")
+    monkeypatch.setitem(sys.modules, "diffcodec", fake)
+    ok, why = get_codec("diffcodec").available()
+    assert not ok and "compress" in why
+    with pytest.raises(CodecUnavailable):
+        get_codec("diffcodec").check_available()
+
+
+def test_diffcodec_adapter_with_fake_api(monkeypatch):
+    from PIL import Image
+
+    calls = {}
+
+    def compress(img, quality):
+        import torch
+
+        calls["threads"] = torch.get_num_threads()
+        calls["quality"] = quality
+        return np.asarray(img).tobytes()[:100]
+
+    def decompress(data):
+        return Image.new("RGB", (16, 8), (1, 2, 3))
+
+    fake = types.ModuleType("diffcodec")
+    fake.__file__ = __file__
+    fake.compress, fake.decompress = compress, decompress
+    monkeypatch.setitem(sys.modules, "diffcodec", fake)
+    codec = get_codec("diffcodec")
+    assert codec.available() == (True, "")
+    m = codec.encode_measured(np.zeros((8, 16, 3), np.uint8), 30)
+    assert calls == {"threads": 2, "quality": 30.0} and len(m.value) == 100
+    assert codec.decode_measured(m.value).value.shape == (8, 16, 3)
+    # realism mode needs a `mode` parameter
+    assert not get_codec("diffcodec-realism").available()[0]
+
+
+def test_codec_name_expansion():
+    assert expand_names("jpeg,bpg") == ["jpeg420", "jpeg444", "hevc"]
+    with pytest.raises(ValueError):
+        expand_names("jpeg,foo")

@@ -1,0 +1,159 @@
+"""End-to-end CLI run on a tiny synthetic set: JSON schema, cache reuse, outputs."""
+import json
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from benchmarks import cli, report
+from benchmarks.metrics import fid
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ds")
+    rng = np.random.default_rng(1)
+    for i in range(2):
+        y, x = np.mgrid[0:176, 0:192]
+        img = np.stack([x + 30 * i, y, (x * y) % 251], -1) + rng.normal(0, 6, (176, 192, 3))
+        Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(root / f"img{i}.png")
+    (root / "notes.txt").write_text("not an image")
+    return root
+
+
+def _run(dataset, out, cache, extra=()):
+    return cli.main(["run", str(dataset), "--out", str(out), "--codecs", "jpeg420,webp",
+                     "--metrics", "psnr,ms-ssim", "--settings", "jpeg420=20,80",
+                     "--settings", "webp=30,60,90", "--cache-dir", str(cache), "--quiet",
+                     "--anchors", "/nonexistent.json", *extra])
+
+
+def test_run_writes_compressai_schema(dataset, tmp_path, capsys):
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    assert _run(dataset, out, cache) == 0
+    err = capsys.readouterr().err
+    assert "10 points computed, 0 from cache" in err
+    for name, n in [("jpeg420", 2), ("webp", 3)]:
+        data = json.loads((out / f"{name}.json").read_text())
+        assert set(data) >= {"name", "description", "results"}
+        r = data["results"]
+        for key in ("bpp", "psnr-rgb", "ms-ssim-rgb", "encoding_time", "decoding_time"):
+            assert len(r[key]) == n, key
+        assert r["bpp"] == sorted(r["bpp"])
+        assert all(0 < v < 24 for v in r["bpp"])
+        assert all(10 < v < 60 for v in r["psnr-rgb"])
+        assert all(0 < v <= 1 for v in r["ms-ssim-rgb"])
+        assert r["psnr-rgb"] == sorted(r["psnr-rgb"])
+        # CompressAI's own plot utility can read the file
+        from compressai.utils.plot.__main__ import parse_json_file
+
+        parsed = parse_json_file(out / f"{name}.json", "psnr")
+        assert parsed["xs"] == r["bpp"]
+    summary = (out / "summary.md").read_text()
+    assert "python -m benchmarks run" in summary and "Key table" in summary
+    assert (out / "rd_psnr-rgb.png").stat().st_size > 1000
+    bd = json.loads((out / "bd_rates.json").read_text())
+    assert "JPEG 4:2:0 (ours)" in bd["pchip"]
+    assert bd["pchip"]["JPEG 4:2:0 (ours)"]["jpeg420"]["psnr-rgb"] == pytest.approx(0, abs=1e-9)
+
+    # second run: everything from the cache, identical numbers
+    before = (out / "webp.json").read_text()
+    assert _run(dataset, out, cache, ["--no-plots"]) == 0
+    assert "0 points computed, 10 from cache" in capsys.readouterr().err
+    a = json.loads(before)["results"]
+    b = json.loads((out / "webp.json").read_text())["results"]
+    assert a["bpp"] == b["bpp"] and a["psnr-rgb"] == b["psnr-rgb"]
+
+
+def test_changed_setting_only_computes_new_point(dataset, tmp_path, capsys):
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    _run(dataset, out, cache, ["--no-plots"])
+    capsys.readouterr()
+    cli.main(["run", str(dataset), "--out", str(out), "--codecs", "jpeg420", "--metrics", "psnr",
+              "--settings", "jpeg420=20,50", "--cache-dir", str(cache), "--quiet", "--no-plots"])
+    assert "2 points computed, 2 from cache" in capsys.readouterr().err
+
+
+def test_unavailable_codec_is_skipped_with_notice(dataset, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")  # hides x265 / cjxl
+    rc = cli.main(["run", str(dataset), "--out", str(tmp_path / "o"), "--codecs", "hevc,jxl",
+                   "--metrics", "psnr", "--no-cache", "--quiet", "--no-plots"])
+    assert rc == 0
+    err = capsys.readouterr().err
+    assert "NOTICE: codec hevc skipped" in err and "NOTICE: codec jxl skipped" in err
+
+
+def test_fid_refused_on_small_sets(dataset, tmp_path, capsys):
+    rc = cli.main(["run", str(dataset), "--out", str(tmp_path / "o"), "--codecs", "jpeg420",
+                   "--settings", "jpeg420=50", "--metrics", "psnr", "--no-cache", "--quiet",
+                   "--no-plots", "--fid"])
+    assert rc == 0
+    assert "FID/KID refused" in capsys.readouterr().err
+    with pytest.raises(fid.FIDRefused):
+        fid.check_allowed(fid.count_patches([(512, 768)] * 24), 24)  # Kodak: 192 patches
+    fid.check_allowed(fid.count_patches([(1356, 2048)] * 100), 100)
+
+
+def test_frechet_distance_closed_form():
+    rng = np.random.default_rng(0)
+    f = rng.normal(size=(500, 4))
+    assert fid.fid_from_features(f, f) == pytest.approx(0.0, abs=1e-6)
+    mu1, mu2 = np.zeros(3), np.array([1.0, 2.0, 2.0])
+    s1, s2 = np.eye(3), 4 * np.eye(3)
+    # |mu|^2 = 9, trace terms: 3 + 12 - 2 * 3 * 2 = 3
+    assert fid.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(12.0, abs=1e-9)
+    k_same = fid.kid_from_features(f, f.copy(), subsets=5, subset_size=200)
+    k_diff = fid.kid_from_features(f, f + 1.0, subsets=5, subset_size=200)
+    assert abs(k_same) < k_diff
+
+
+def test_patch_grid():
+    assert len(fid.patch_corners(512, 768)) == 6 + 2
+    assert fid.patch_corners(100, 100) == []
+
+
+def test_aggregate_means_and_sorting():
+    from benchmarks.dataset import ImageEntry
+
+    ims = [ImageEntry(None, n, n, 2, 2) for n in ("a", "b")]
+
+    def e(img, s, bpp, p):
+        return {"image": img, "setting": s, "bpp": bpp, "num_bytes": 1, "height": 2, "width": 2,
+                "encoding_time": 1.0, "decoding_time": 2.0, "encoding_peak_mem": 1 << 20,
+                "decoding_peak_mem": None, "metrics": {"psnr-rgb": {"value": p}}}
+
+    entries = {("c", "10", "a"): e("a", "10", 1.0, 30.0), ("c", "10", "b"): e("b", "10", 2.0, 32.0),
+               ("c", "5", "a"): e("a", "5", 0.5, 20.0), ("c", "5", "b"): e("b", "5", 0.3, 22.0),
+               ("c", "7", "a"): e("a", "7", 0.7, 25.0)}  # incomplete setting: left out
+    pts = report.aggregate(entries, "c", [10, 5, 7], ims, ["psnr-rgb"])
+    assert [p["quality"] for p in pts] == [5.0, 10.0]
+    assert pts[1]["bpp"] == pytest.approx(1.5) and pts[1]["psnr-rgb"] == pytest.approx(31.0)
+    assert pts[0]["encoding_peak_mem_mb"] == pytest.approx(1.0)
+    assert pts[0]["decoding_peak_mem_mb"] is None
+    assert math.isclose(pts[0]["bpp"], 0.4)
+
+
+def test_click_command_and_bdrate_subcommand(dataset, tmp_path, capsys):
+    from click.testing import CliRunner
+
+    res = CliRunner().invoke(cli.benchmark_command, ["--help"])
+    assert res.exit_code == 0 and "--codecs" in res.output
+    out = tmp_path / "o"
+    assert _run(dataset, out, tmp_path / "c", ["--no-plots"]) == 0
+    capsys.readouterr()
+    assert cli.main(["bdrate", str(out / "jpeg420.json"), str(out / "jpeg420.json"),
+                     str(out / "webp.json")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "+0.00 %" in lines[0] and len(lines) == 2
+
+
+def test_parallel_workers_match_serial(dataset, tmp_path, capsys):
+    args = ["--codecs", "jpeg444", "--metrics", "psnr", "--settings", "jpeg444=30,70",
+            "--no-cache", "--quiet", "--no-plots", "--anchors", "/nonexistent.json"]
+    assert cli.main(["run", str(dataset), "--out", str(tmp_path / "s"), *args]) == 0
+    assert cli.main(["run", str(dataset), "--out", str(tmp_path / "p"), "--workers", "2",
+                     *args]) == 0
+    s = json.loads((tmp_path / "s" / "jpeg444.json").read_text())["results"]
+    p = json.loads((tmp_path / "p" / "jpeg444.json").read_text())["results"]
+    assert s["bpp"] == p["bpp"] and s["psnr-rgb"] == p["psnr-rgb"]

@@ -1,0 +1,159 @@
+"""The command line as a user meets it: exit codes, one-line errors, no lost or partial files."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+DIFFCODEC = [sys.executable, "-m", "diffcodec"]
+
+
+def run(*args, cwd=None, timeout=300):
+    return subprocess.run([*DIFFCODEC, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=timeout)
+
+
+@pytest.fixture
+def images(tmp_path):
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:48, 0:80]
+    base = np.dstack([(xx * 3) % 256, (yy * 5) % 256, (xx + yy) % 256]).astype(np.uint8)
+    Image.fromarray(base).save(tmp_path / "a.png")
+    Image.fromarray(np.roll(base, 7, axis=1)).save(tmp_path / "b.jpg", quality=95)
+    Image.fromarray(rng.integers(0, 256, (17, 23, 3), dtype=np.uint8)).save(tmp_path / "c.webp", lossless=True)
+    return tmp_path
+
+
+def _no_traceback(result):
+    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout, result.stderr
+
+
+def test_compress_decompress_info(images):
+    r = run("compress", images / "a.png", images / "a.dcf", "--quality", "55")
+    assert r.returncode == 0, r.stderr
+    assert "bpp" in r.stdout
+    r = run("info", images / "a.dcf")
+    assert r.returncode == 0 and "quality: 55.0" in r.stdout and "width: 80" in r.stdout
+    r = run("decompress", images / "a.dcf", images / "a_out.png")
+    assert r.returncode == 0, r.stderr
+    assert Image.open(images / "a_out.png").size == (80, 48)
+    r = run("decompress", images / "a.dcf", images / "a_out.webp")
+    assert r.returncode == 0 and Image.open(images / "a_out.webp").format == "WEBP"
+
+
+def test_never_overwrites_without_force(images):
+    target = images / "a.dcf"
+    target.write_bytes(b"precious")
+    r = run("compress", images / "a.png", target)
+    assert r.returncode == 1 and "exists" in r.stderr and "--force" in r.stderr
+    assert target.read_bytes() == b"precious"
+    _no_traceback(r)
+    assert run("compress", images / "a.png", target, "--force").returncode == 0
+    assert target.read_bytes()[:4] == b"\x89DCF"
+
+
+def test_batch_continues_past_bad_file_and_reports(images):
+    (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    out = images / "out"
+    r = run("compress", images, "-o", out)
+    assert r.returncode == 1
+    _no_traceback(r)
+    assert "broken.png" in r.stderr and "1 of 4 files failed" in r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["a.dcf", "b.dcf", "c.dcf"]
+    r = run("decompress", str(out / "*.dcf"), "-o", images / "dec", "--format", "png")
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (images / "dec").iterdir()) == ["a.png", "b.png", "c.png"]
+
+
+@pytest.mark.parametrize("payload,message", [
+    (b"", "empty file"),
+    (b"GIF89a" + b"\0" * 50, "not a .dcf file"),
+    (b"\x89DCF\x09" + b"\0" * 40, "unsupported .dcf format version 9"),
+])
+def test_bad_dcf_inputs_give_one_line_errors(images, payload, message):
+    bad = images / "bad.dcf"
+    bad.write_bytes(payload)
+    r = run("decompress", bad, images / "bad.png")
+    assert r.returncode == 1
+    _no_traceback(r)
+    assert message in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not (images / "bad.png").exists()
+
+
+def test_truncated_and_corrupt_files_leave_no_output(images):
+    assert run("compress", images / "a.png", images / "a.dcf").returncode == 0
+    data = (images / "a.dcf").read_bytes()
+    (images / "t.dcf").write_bytes(data[: len(data) // 2])
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0x10
+    (images / "x.dcf").write_bytes(bytes(flipped))
+    for name, msg in (("t", "truncated"), ("x", "corrupt")):
+        r = run("decompress", images / f"{name}.dcf", images / f"{name}.png")
+        assert r.returncode == 1 and msg in r.stderr, r.stderr
+        _no_traceback(r)
+        assert not (images / f"{name}.png").exists()
+    assert not [p for p in images.iterdir() if p.name.endswith(".part")]
+
+
+def test_usage_errors_exit_2(images):
+    assert run("compress").returncode == 2
+    assert run("compress", images / "a.png", "--quality", "101").returncode == 2
+    assert run("compress", images / "a.png", "--quality", "5", "--target-bpp", "0.5").returncode == 2
+    assert run("compress", str(images / "*.nothing")).returncode == 2
+
+
+def test_missing_and_non_image_inputs(images):
+    (images / "notes.txt").write_text("hello")
+    r = run("compress", images / "missing.png", images / "m.dcf")
+    assert r.returncode == 1 and "no such file" in r.stderr
+    r = run("compress", images / "notes.txt", images / "n.dcf")
+    assert r.returncode == 1 and "not an image" in r.stderr
+    _no_traceback(r)
+
+
+def test_unknown_output_extension_rejected_before_decoding(images):
+    assert run("compress", images / "a.png", images / "a.dcf").returncode == 0
+    r = run("decompress", images / "a.dcf", images / "a.xyz")
+    assert r.returncode == 1 and "unsupported output format" in r.stderr
+
+
+def test_target_bpp_option(images):
+    r = run("compress", images / "a.png", images / "t.dcf", "--target-bpp", "0.5")
+    assert r.returncode == 0, r.stderr
+    size = (images / "t.dcf").stat().st_size
+    assert size * 8 / (80 * 48) <= 0.5
+
+
+def test_pixel_limit_on_decode(images):
+    assert run("compress", images / "a.png", images / "a.dcf").returncode == 0
+    r = run("decompress", images / "a.dcf", images / "big.png", "--max-pixels", "100")
+    assert r.returncode == 1 and "exceeds the limit" in r.stderr
+
+
+def test_sigterm_mid_batch_leaves_no_partial_file(tmp_path):
+    yy, xx = np.mgrid[0:512, 0:768]
+    big = np.dstack([(xx * 3) % 256, (yy * 5) % 256, (xx + yy) % 256]).astype(np.uint8)
+    for i in range(6):
+        Image.fromarray(np.roll(big, i, axis=0)).save(tmp_path / f"img{i}.png")
+    out = tmp_path / "out"
+    proc = subprocess.Popen([*DIFFCODEC, "compress", str(tmp_path), "-o", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out.exists() and any(out.iterdir())):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    leftovers = [p.name for p in out.iterdir() if not p.name.endswith(".dcf")]
+    assert leftovers == []
+    for f in out.iterdir():
+        assert f.read_bytes()[:4] == b"\x89DCF"
+        assert run("info", f).returncode == 0

@@ -1,0 +1,70 @@
+"""Codec pipeline with a tiny random model: shapes, odd sizes, determinism, rate estimate."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import to_tensor
+from diffcodec.codec import Codec
+
+
+@pytest.mark.parametrize("size", [(1, 1), (1, 97), (65, 33), (64, 64), (130, 7)])
+def test_round_trip_odd_sizes(tiny_codec, size):
+    h, w = size
+    rng = np.random.default_rng(h * 1000 + w)
+    x = to_tensor(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+    stream = tiny_codec.encode(x, 50.0)
+    out = tiny_codec.decode(stream, 50.0, h, w)
+    assert out.shape == (1, 3, h, w)
+    assert torch.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
+
+
+def test_decoder_reproduces_encoder_latent(tiny_codec):
+    """The decoder's y_hat equals symbols + exact means that the encoder used."""
+    rng = np.random.default_rng(5)
+    x = to_tensor(rng.integers(0, 256, (70, 90, 3), dtype=np.uint8))
+    a = tiny_codec.analyse(x)
+    z_sym, y_sym, _ = tiny_codec.quantize(a, 80.0)
+    y_hat = tiny_codec.decode_latent(tiny_codec.code(a, 80.0), 70, 90)
+    means, _ = tiny_codec._hyper(torch.from_numpy(z_sym))
+    assert torch.equal(y_hat, torch.from_numpy(y_sym).double() + means)
+
+
+def test_file_made_under_other_dtype_and_threads_decodes_identically(tiny_model):
+    """Encoder precision changes the symbols it picks, never the decoder's ability to read them."""
+    rng = np.random.default_rng(6)
+    x = to_tensor(rng.integers(0, 256, (64, 128, 3), dtype=np.uint8))
+    codec = Codec(tiny_model)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        stream = codec.encode(x.double().float(), 60.0)
+        ref_latent = codec.decode_latent(stream, 64, 128)
+        ref_image = codec.decode(stream, 60.0, 64, 128)
+        torch.set_num_threads(2)
+        assert torch.equal(codec.decode_latent(stream, 64, 128), ref_latent)
+        assert torch.equal(codec.decode(stream, 60.0, 64, 128), ref_image)
+    finally:
+        torch.set_num_threads(before)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        bf16_stream = codec.encode(x, 60.0)
+    assert codec.decode_latent(bf16_stream, 64, 128).shape == ref_latent.shape
+
+
+def test_real_size_matches_model_estimate(tiny_codec, kodak_rgb):
+    x = to_tensor(kodak_rgb(23)[:256, :384])
+    a = tiny_codec.analyse(x)
+    for q in (0.0, 50.0, 100.0):
+        bits = len(tiny_codec.code(a, q)) * 8
+        est = tiny_codec.estimated_bits(a, q)
+        assert bits <= est * 1.01 + 64, (q, bits, est)
+        assert bits >= est * 0.99 - 64, (q, bits, est)
+
+
+def test_quality_is_validated(tiny_codec):
+    x = torch.zeros(1, 3, 8, 8)
+    with pytest.raises(ValueError):
+        tiny_codec.encode(x, 100.5)
+    with pytest.raises(ValueError):
+        tiny_codec.encode(x, -1)
