@@ -24,6 +24,7 @@ from diffcodec.image_io import (
     decode_alpha,
     encode_alpha,
     open_image,
+    output_format,
     prepare,
     save_image,
     to_pil,
@@ -209,8 +210,6 @@ def decompress_file(
     """Decode a .dcf file to an image file whose format its extension names."""
     dst = Path(dst)
     _check_output(dst, force)
-    from diffcodec.image_io import output_format
-
     output_format(dst)  # reject an unknown extension before decoding
     try:
         data = Path(src).read_bytes()

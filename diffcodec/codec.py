@@ -10,6 +10,7 @@ on integers decoded from the file.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,7 +77,8 @@ class Codec:
     def __init__(self, model: LoadedModel, device: str | torch.device = "cpu"):
         self.model = model
         self.device = torch.device(device)
-        self.net = model.net.to(self.device)
+        # A GPU codec gets its own copy so that a CPU codec sharing the loaded model is unaffected.
+        self.net = model.net if self.device.type == "cpu" else copy.deepcopy(model.net).to(self.device)
         self.exact_h_s = ExactHyperSynthesis(model.net.h_s)
         self.z_pmf = model.z_pmf.double().numpy()
         self.z_medians = model.z_medians.double()

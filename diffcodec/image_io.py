@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from bitstream import CorruptError
+
 Image.MAX_IMAGE_PIXELS = None  # we apply our own limit (below) with a clear message
 
 
@@ -126,8 +128,6 @@ def decode_alpha(data: bytes, width: int, height: int) -> np.ndarray:
                 raise ValueError("unexpected alpha plane")
             return np.asarray(im).copy()
     except Exception as exc:
-        from bitstream import CorruptError
-
         raise CorruptError(f"alpha stream is corrupt ({exc})") from None
 
 

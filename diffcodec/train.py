@@ -60,6 +60,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--ckpt-every", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
+                   help="NHWC memory layout (about 1.5x faster CPU training here)")
     p.add_argument("--init", type=Path, default=None,
                    help="start from a shipped .safetensors file (fresh optimizer) when no checkpoint exists")
     args = p.parse_args(argv)
@@ -80,6 +82,8 @@ def main(argv: list[str] | None = None) -> None:
     else:
         config = ModelConfig(n=args.n, m=args.m)
         model = VariableRateHyperprior(config).to(device)
+    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
     ema = copy.deepcopy(model).eval()
     main_params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
     aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
@@ -107,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
         lr = args.lr * min(1.0, (step + 1) / args.warmup) * (0.1 if step >= lr_drop_step else 1.0)
         for g in opt.param_groups:
             g["lr"] = lr
-        x = sampler.sample(args.batch).to(device)
+        x = sampler.sample(args.batch).to(device).contiguous(memory_format=memory_format)
         t = torch.rand(args.batch, device=device) * (config.levels - 1)
         model.train()
         stats = rd_loss(model, x, t)
