@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 import torch
@@ -20,6 +21,7 @@ from torch import Tensor
 
 from bitstream import SCALE_TABLE, StreamReader, StreamWriter, scale_indices
 from diffcodec.exact_hyper import ExactHyperSynthesis
+from diffcodec.tiling import apply_tiled
 from diffcodec.weights import Z_RANGE, LoadedModel
 
 
@@ -71,12 +73,27 @@ class Analysis:
     width: int
 
 
-class Codec:
-    """Encoder and fidelity decoder around one loaded model."""
+#: y is 1/16 of the image; halos (in image pixels) exceed the transforms' receptive fields
+#: (analysis: 61 px wide; synthesis: about 5 latent pixels), so tiles meet without seams.
+Y_STRIDE = 16
+ANALYSIS_HALO = 64
+SYNTHESIS_HALO = 64
+DEFAULT_TILE = 1024
 
-    def __init__(self, model: LoadedModel, device: str | torch.device = "cpu"):
+
+class Codec:
+    """Encoder and fidelity decoder around one loaded model.
+
+    ``tile`` (image pixels, a multiple of 64) bounds the memory of the transforms: larger
+    images are analysed and synthesized in overlapping tiles of that size.
+    """
+
+    def __init__(self, model: LoadedModel, device: str | torch.device = "cpu", tile: int = DEFAULT_TILE):
+        if tile <= 0 or tile % model.net.downsampling:
+            raise ValueError(f"tile must be a positive multiple of {model.net.downsampling}")
         self.model = model
         self.device = torch.device(device)
+        self.tile = tile
         # A GPU codec gets its own copy so that a CPU codec sharing the loaded model is unaffected.
         self.net = model.net if self.device.type == "cpu" else copy.deepcopy(model.net).to(self.device)
         self.exact_h_s = ExactHyperSynthesis(model.net.h_s)
@@ -96,7 +113,7 @@ class Codec:
     def analyse(self, image: Tensor) -> Analysis:
         """image: (1, 3, H, W) float in [0, 1]."""
         x = pad_to_multiple(image.to(self.device, torch.float32), self.net.downsampling)
-        y = self.net.g_a(x)
+        y = apply_tiled(self.net.g_a, x, Fraction(1, Y_STRIDE), self.tile, ANALYSIS_HALO, align=Y_STRIDE)
         return Analysis(y=y, height=image.shape[-2], width=image.shape[-1])
 
     @torch.no_grad()
@@ -141,11 +158,12 @@ class Codec:
         t = quality_to_level(self.model, quality).to(self.device)
         _, inv_gain = self.net.gains(t)
         y = y_hat.to(self.device, torch.float32) * inv_gain
-        if dtype == torch.float32:
-            x = self.net.g_s(y)
-        else:
-            with torch.autocast(self.device.type, dtype=dtype):
-                x = self.net.g_s(y)
+        g_s = self.net.g_s
+        if dtype != torch.float32:
+            def g_s(latent: Tensor) -> Tensor:
+                with torch.autocast(self.device.type, dtype=dtype):
+                    return self.net.g_s(latent).float()
+        x = apply_tiled(g_s, y, Fraction(Y_STRIDE), self.tile // Y_STRIDE, SYNTHESIS_HALO // Y_STRIDE)
         return x.float()[..., :height, :width].clamp(0, 1)
 
     def decode(self, stream: bytes, quality: float, height: int, width: int) -> Tensor:

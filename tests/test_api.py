@@ -96,14 +96,27 @@ def test_quality_orders_rate():
     assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
 
 
+def _kodak_crop(n: int, h: int = 256, w: int = 384) -> Image.Image:
+    from conftest import kodak_path
+
+    with Image.open(kodak_path(n)) as im:
+        return im.convert("RGB").crop((0, 0, w, h))
+
+
 def test_target_bpp_is_met_and_tight():
-    im = Image.fromarray(_smooth(96, 160, seed=2))
+    im = _kodak_crop(23)
     for target in (0.3, 1.0):
         res = diffcodec.compress_detailed(im, target_bpp=target)
         assert res.bpp <= target
-        if res.quality < 100:
-            above = diffcodec.compress_detailed(im, quality=min(100.0, res.quality + 1.0))
-            assert above.bpp > target * 0.9
+        assert 0 < res.quality < 100
+        above = diffcodec.compress_detailed(im, quality=min(100.0, res.quality + 1.0))
+        assert above.bpp > target * 0.9
+
+
+def test_target_below_lowest_rate_uses_quality_zero_with_notice():
+    res = diffcodec.compress_detailed(Image.fromarray(_noise(64, 64)), target_bpp=0.001)
+    assert res.quality == 0.0
+    assert any("below the lowest rate" in n for n in res.notices)
 
 
 def test_decoding_is_deterministic():
