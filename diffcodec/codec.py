@@ -10,7 +10,9 @@ on integers decoded from the file.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+import warnings
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -81,6 +83,23 @@ SYNTHESIS_HALO = 64
 DEFAULT_TILE = 1024
 
 
+@contextlib.contextmanager
+def thread_invariant(device: torch.device):
+    """Bit-identical CPU convolutions whatever the thread count.
+
+    oneDNN picks its blocking (and so the float summation order) by thread count: pixels
+    differed by one level between 1 and 2 threads. PyTorch's native convolutions
+    (im2col + GEMM) keep each output's summation order fixed; here they cost about the same.
+    """
+    if device.type != "cpu":
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*TF32 acceleration on top of oneDNN.*")
+        with torch.backends.mkldnn.flags(enabled=False):
+            yield
+
+
 class Codec:
     """Encoder and fidelity decoder around one loaded model.
 
@@ -113,7 +132,8 @@ class Codec:
     def analyse(self, image: Tensor) -> Analysis:
         """image: (1, 3, H, W) float in [0, 1]."""
         x = pad_to_multiple(image.to(self.device, torch.float32), self.net.downsampling)
-        y = apply_tiled(self.net.g_a, x, Fraction(1, Y_STRIDE), self.tile, ANALYSIS_HALO, align=Y_STRIDE)
+        with thread_invariant(self.device):
+            y = apply_tiled(self.net.g_a, x, Fraction(1, Y_STRIDE), self.tile, ANALYSIS_HALO, align=Y_STRIDE)
         return Analysis(y=y, height=image.shape[-2], width=image.shape[-1])
 
     @torch.no_grad()
@@ -163,7 +183,8 @@ class Codec:
             def g_s(latent: Tensor) -> Tensor:
                 with torch.autocast(self.device.type, dtype=dtype):
                     return self.net.g_s(latent).float()
-        x = apply_tiled(g_s, y, Fraction(Y_STRIDE), self.tile // Y_STRIDE, SYNTHESIS_HALO // Y_STRIDE)
+        with thread_invariant(self.device):
+            x = apply_tiled(g_s, y, Fraction(Y_STRIDE), self.tile // Y_STRIDE, SYNTHESIS_HALO // Y_STRIDE)
         return x.float()[..., :height, :width].clamp(0, 1)
 
     def decode(self, stream: bytes, quality: float, height: int, width: int) -> Tensor:

@@ -23,7 +23,7 @@ MODELS: dict[int, ModelEntry] = {
         model_id=1,
         name="hyperprior-vr-cpu1",
         filename="hyperprior-vr-cpu1.safetensors",
-        sha256="f763853b6f5418c5cfd0cadacddc8535d35c69711eb5b88b9c8fab38d2c8f317",
+        sha256="b3d2b2d5547c6ef5fce94b4af6528b3000b1882f70194c3f660eda9e33c46074",
     ),
 }
 DEFAULT_MODEL_ID = 1

@@ -137,7 +137,8 @@ def test_pixel_limit_on_decode(images):
     assert r.returncode == 1 and "exceeds the limit" in r.stderr
 
 
-def test_sigterm_mid_batch_leaves_no_partial_file(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_mid_batch_leaves_no_partial_file(tmp_path, sig):
     yy, xx = np.mgrid[0:512, 0:768]
     big = np.dstack([(xx * 3) % 256, (yy * 5) % 256, (xx + yy) % 256]).astype(np.uint8)
     for i in range(6):
@@ -148,7 +149,7 @@ def test_sigterm_mid_batch_leaves_no_partial_file(tmp_path):
     deadline = time.time() + 120
     while time.time() < deadline and not (out.exists() and any(out.iterdir())):
         time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err

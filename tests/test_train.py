@@ -41,3 +41,21 @@ def test_train_resume_export_and_warm_start(tmp_path):
     train.main(["--data", str(data), "--out", str(warm), "--batch", "2", "--crop", "64", "--steps", "1",
                 "--init", str(weights), "--threads", "1"])
     assert (warm / "checkpoint.pt").exists()
+
+
+def test_rescale_gains_on_resume_scales_gains_and_inverse_gains(tmp_path):
+    import math
+
+    import torch
+
+    data = _data(tmp_path)
+    out = tmp_path / "run"
+    common = ["--data", str(data), "--out", str(out), "--batch", "2", "--crop", "64", "--n", "16", "--m", "24",
+              "--ckpt-every", "1", "--threads", "1", "--lr", "0"]
+    train.main([*common, "--steps", "1"])
+    before = torch.load(out / "checkpoint.pt", weights_only=False)["model"]
+    train.main([*common, "--steps", "2", "--rescale-gains", "4"])
+    after = torch.load(out / "checkpoint.pt", weights_only=False)["model"]
+    # lr 0: the only change to the gains is the rescale itself
+    assert torch.allclose(after["log_gain"], before["log_gain"] + math.log(4), atol=1e-6)
+    assert torch.allclose(after["log_inv_gain"], before["log_inv_gain"] - math.log(4), atol=1e-6)

@@ -4,7 +4,8 @@ Only the project's own error types may escape: :class:`bitstream.FormatError` (a
 subclasses) for bad files. Seeds are real files made by the shipped model from Kodak crops
 and synthetic images of every mode; mutations are byte flips, insertions, deletions, splices
 and truncations, with and without a recomputed checksum (so mutated payloads reach the
-entropy decoder and the synthesis). ``FUZZ_EXAMPLES`` sets the run length (CI: 150 each).
+entropy decoder and the synthesis). ``FUZZ_EXAMPLES`` sets the run length (CI: 150 each,
+the same examples every run); ``FUZZ_RANDOM=1`` draws new examples each run (long runs).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import diffcodec
 from bitstream import FormatError, StreamReader
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=not os.environ.get("FUZZ_RANDOM"),
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
