@@ -20,12 +20,10 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import struct
 import subprocess
 import sys
 import tempfile
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +37,7 @@ from diffcodec.api import get_codec
 from diffcodec.codec import Codec
 
 
-def _reseal(body: bytes) -> bytes:
-    return body + struct.pack(">I", zlib.crc32(body))
+_reseal = bitstream.seal
 
 
 def _rejected(data: bytes) -> bool:

@@ -112,6 +112,15 @@ class _Reader:
         raise CorruptError(f"corrupt header: {what} field is too long")
 
 
+def seal(body: bytes) -> bytes:
+    """Append the CRC-32 trailer to a file body (everything but the last 4 bytes).
+
+    Public so that tools which edit a header field on purpose (format tests, fuzzers, the
+    reliability report) make a file whose *only* defect is the field under test.
+    """
+    return bytes(body) + struct.pack(">I", zlib.crc32(body))
+
+
 def pack(header: Header, latent: bytes, alpha: bytes | None = None) -> bytes:
     """Serialise a header and its streams into .dcf bytes."""
     if not 1 <= header.width <= MAX_SIDE or not 1 <= header.height <= MAX_SIDE:
@@ -139,8 +148,7 @@ def pack(header: Header, latent: bytes, alpha: bytes | None = None) -> bytes:
     out += latent
     if alpha is not None:
         out += alpha
-    out += struct.pack(">I", zlib.crc32(out))
-    return bytes(out)
+    return seal(bytes(out))
 
 
 def parse(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Container:

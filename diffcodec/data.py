@@ -29,7 +29,7 @@ def load_corpus(root: Path, min_side: int) -> list[np.ndarray]:
 
 
 class CropSampler:
-    """Random crops with random flips, as float tensors in [0, 1] (B, 3, crop, crop)."""
+    """Random crops with random flips and transposes, as uint8 tensors (B, 3, crop, crop)."""
 
     def __init__(self, images: list[np.ndarray], crop: int, seed: int):
         self.images = images
@@ -49,4 +49,4 @@ class CropSampler:
             if self.rng.random() < 0.5:
                 patch = patch.transpose(1, 0, 2)
             out[i] = patch
-        return torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255.0)
+        return torch.from_numpy(out).permute(0, 3, 1, 2)

@@ -1,6 +1,7 @@
 """Export a training checkpoint's EMA weights to a shipped fp16 safetensors file.
 
     python -m diffcodec.export runs/base/checkpoint.pt diffcodec/weights/hyperprior-vr-cpu1.safetensors
+    python -m diffcodec.export runs/gpu/snapshot diffcodec/weights/hyperprior-vr-cpu1.safetensors
 
 Prints the SHA-256 to pin in :mod:`diffcodec.registry`.
 """
@@ -12,16 +13,21 @@ from pathlib import Path
 import torch
 
 from diffcodec.model import ModelConfig, VariableRateHyperprior
+from diffcodec.parts import load_snapshot
 from diffcodec.weights import export
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("checkpoint", type=Path)
+    p.add_argument("checkpoint", type=Path, help="checkpoint.pt or a snapshot directory")
     p.add_argument("out", type=Path)
     p.add_argument("--raw", action="store_true", help="export the raw weights instead of the EMA")
     args = p.parse_args(argv)
-    ck = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+    if args.checkpoint.is_dir():  # a compact snapshot (diffcodec.parts)
+        model, ema, step, config = load_snapshot(args.checkpoint)
+        ck = {"model": model, "ema": ema, "step": step, "config": config}
+    else:
+        ck = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
     net = VariableRateHyperprior(ModelConfig(**ck["config"]))
     net.load_state_dict(ck["model" if args.raw else "ema"], strict=False)
     # The EMA copy's quantiles (medians) are only trained in the raw model: take them from there.

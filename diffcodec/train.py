@@ -5,6 +5,10 @@
 Every step draws a continuous rate level per crop, so one network learns the whole
 quality range. Checkpoints (model, EMA, optimizers, sampler state) are written atomically
 every ``--ckpt-every`` steps and the run resumes from ``<out>/checkpoint.pt`` if present.
+
+For a lent GPU (see docs/training.md): ``--snapshot DIR`` also writes a compact snapshot
+(:mod:`diffcodec.parts`, files under 16 MiB) that a later run on another machine resumes
+with ``--init DIR``; ``--minutes`` ends the run cleanly inside a time limit.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ import torch
 
 from diffcodec.data import CropSampler, load_corpus
 from diffcodec.model import ModelConfig, VariableRateHyperprior
+from diffcodec.parts import load_snapshot, save_snapshot
 
 
 def rd_loss(model: VariableRateHyperprior, x: torch.Tensor, t: torch.Tensor) -> dict:
@@ -67,35 +72,57 @@ def main(argv: list[str] | None = None) -> None:
                         "finer quantization of an under-scaled latent, which early CPU training "
                         "is slow to grow by itself. Pass it once, on one resume")
     p.add_argument("--init", type=Path, default=None,
-                   help="start from a shipped .safetensors file (fresh optimizer) when no checkpoint exists")
+                   help="when no checkpoint exists, start from a shipped .safetensors file or a --snapshot "
+                        "directory (fresh optimizer; a snapshot also restores the EMA and the step count)")
+    p.add_argument("--snapshot", type=Path, default=None,
+                   help="also write a compact resumable snapshot (fp32 weights, fp16 EMA, parts < 16 MiB) "
+                        "here at every checkpoint")
+    p.add_argument("--minutes", type=float, default=None,
+                   help="stop (with a checkpoint) after this many minutes of training")
     args = p.parse_args(argv)
+    if args.rescale_gains is not None and not (args.out / "checkpoint.pt").exists():
+        p.error("--rescale-gains acts on a resume only, and there is no checkpoint in --out")
 
     torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
+    torch.manual_seed(args.seed)  # re-seeded below once the starting step is known
     args.out.mkdir(parents=True, exist_ok=True)
     device = torch.device(args.device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
 
+    step = 0
+    opt_start = 0  # the step at which Adam started from scratch: the warm-up counts from here
+    init_ema = None
     if args.init is not None and not (args.out / "checkpoint.pt").exists():
-        from diffcodec.weights import load_weights
+        if args.init.is_dir():
+            state, init_ema, step, config_dict = load_snapshot(args.init)
+            config = ModelConfig(**config_dict)
+            model = VariableRateHyperprior(config)
+            model.load_state_dict(state)
+            model = model.to(device)
+            opt_start = step
+            print(f"initialised from snapshot {args.init} at step {step}", flush=True)
+        else:
+            from diffcodec.weights import load_weights
 
-        model = load_weights(args.init, None).net.float().requires_grad_(True).to(device)
-        config = model.config
+            model = load_weights(args.init, None).net.float().requires_grad_(True).to(device)
+            config = model.config
     else:
         config = ModelConfig(n=args.n, m=args.m)
         model = VariableRateHyperprior(config).to(device)
+    torch.manual_seed(args.seed + step)  # a run initialised from a snapshot draws new levels
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     ema = copy.deepcopy(model).eval()
+    if init_ema is not None:
+        ema.load_state_dict(init_ema)
     main_params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
     aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
     opt = torch.optim.Adam(main_params, lr=args.lr)
     aux_opt = torch.optim.Adam(aux_params, lr=1e-3)
 
-    sampler = CropSampler(load_corpus(args.data, args.crop), args.crop, args.seed)
-    step = 0
+    sampler = CropSampler(load_corpus(args.data, args.crop), args.crop, args.seed + step)
     ckpt_path = args.out / "checkpoint.pt"
     if ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
@@ -106,6 +133,7 @@ def main(argv: list[str] | None = None) -> None:
         sampler.rng.bit_generator.state = ck["rng"]
         torch.set_rng_state(ck["torch_rng"])
         step = ck["step"]
+        opt_start = ck.get("opt_start", 0)
         print(f"resumed from step {step}", flush=True)
         if args.rescale_gains is not None:
             with torch.no_grad():
@@ -118,10 +146,11 @@ def main(argv: list[str] | None = None) -> None:
     lr_drop_step = int(args.lr_drop * args.steps)
     t0 = time.time()
     while step < args.steps:
-        lr = args.lr * min(1.0, (step + 1) / args.warmup) * (0.1 if step >= lr_drop_step else 1.0)
+        lr = args.lr * min(1.0, (step - opt_start + 1) / args.warmup) * (0.1 if step >= lr_drop_step else 1.0)
         for g in opt.param_groups:
             g["lr"] = lr
-        x = sampler.sample(args.batch).to(device).contiguous(memory_format=memory_format)
+        # uint8 crosses to the device (4x less traffic), the float conversion happens there
+        x = sampler.sample(args.batch).to(device).float().div_(255.0).contiguous(memory_format=memory_format)
         t = torch.rand(args.batch, device=device) * (config.levels - 1)
         model.train()
         stats = rd_loss(model, x, t)
@@ -150,16 +179,23 @@ def main(argv: list[str] | None = None) -> None:
         if step % 20 == 0:
             log.flush()
             print(json.dumps(rec), flush=True)
-        if step % args.ckpt_every == 0 or step == args.steps:
+        out_of_time = args.minutes is not None and time.time() - t0 > 60 * args.minutes
+        if step % args.ckpt_every == 0 or step == args.steps or out_of_time:
             _atomic_save(
                 {
                     "model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
                     "aux_opt": aux_opt.state_dict(), "rng": sampler.rng.bit_generator.state,
-                    "torch_rng": torch.get_rng_state(), "step": step, "config": config.to_dict(),
+                    "torch_rng": torch.get_rng_state(), "step": step, "opt_start": opt_start,
+                    "config": config.to_dict(),
                     "args": {k: str(v) for k, v in vars(args).items()},
                 },
                 ckpt_path,
             )
+            if args.snapshot is not None:
+                save_snapshot(args.snapshot, model.state_dict(), ema.state_dict(), step, config.to_dict())
+        if out_of_time:
+            print(f"stopping at step {step}: --minutes {args.minutes} reached", flush=True)
+            break
     log.close()
 
 

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 
 import numpy as np
 import pytest
 from PIL import Image
 
+import bitstream
 import diffcodec
 from bitstream import ModelMismatchError, UnsupportedVersionError, FormatError
 from diffcodec.image_io import ImageInputError
@@ -126,8 +125,7 @@ def test_decoding_is_deterministic():
     assert np.array_equal(a, b)
 
 
-def _reseal(body: bytes) -> bytes:
-    return body + struct.pack(">I", zlib.crc32(body))
+_reseal = bitstream.seal
 
 
 def test_unknown_model_and_mismatched_weights_rejected():

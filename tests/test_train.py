@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from diffcodec import export as export_mod
@@ -59,3 +60,83 @@ def test_rescale_gains_on_resume_scales_gains_and_inverse_gains(tmp_path):
     # lr 0: the only change to the gains is the rescale itself
     assert torch.allclose(after["log_gain"], before["log_gain"] + math.log(4), atol=1e-6)
     assert torch.allclose(after["log_inv_gain"], before["log_inv_gain"] - math.log(4), atol=1e-6)
+
+
+def test_snapshot_carries_a_run_to_another_machine(tmp_path):
+    """--snapshot writes checksummed parts; --init DIR resumes the weights, EMA and step count."""
+    import torch
+
+    from diffcodec.parts import SnapshotError, load_snapshot
+
+    data = _data(tmp_path)
+    snap = tmp_path / "snap"
+    common = ["--data", str(data), "--batch", "2", "--crop", "64", "--n", "16", "--m", "24", "--threads", "1",
+              "--ckpt-every", "2"]
+    train.main([*common, "--out", str(tmp_path / "a"), "--steps", "2", "--snapshot", str(snap)])
+    model, ema, step, config = load_snapshot(snap)
+    ck = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)
+    assert step == 2 and config["n"] == 16
+    assert all(torch.equal(model[k], v.float()) for k, v in ck["model"].items())
+    assert all(torch.allclose(ema[k], v.float(), rtol=1e-3, atol=1e-6) for k, v in ck["ema"].items())
+
+    # another machine: no checkpoint, only the snapshot
+    b = tmp_path / "b"
+    train.main([*common, "--out", str(b), "--steps", "4", "--init", str(snap), "--warmup", "4",
+                "--lr-drop", "1"])
+    recs = [json.loads(line) for line in (b / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in recs] == [3, 4]
+    # Adam restarted, so the warm-up restarts too: lr 1/4 and 2/4 of the base rate
+    assert [round(r["lr"] / 3e-4, 6) for r in recs] == [0.25, 0.5]
+
+    weights = tmp_path / "w.safetensors"
+    export_mod.main([str(snap), str(weights)])
+    assert load_weights(weights, None).net.config.m == 24
+
+    part = sorted(snap.glob("part-*.safetensors"))[0]
+    part.write_bytes(part.read_bytes()[:-1] + b"\x00")
+    with pytest.raises(SnapshotError, match="checksum"):
+        load_snapshot(snap)
+
+
+def test_snapshot_parts_respect_the_size_cap(tmp_path):
+    import torch
+
+    from diffcodec.parts import load_snapshot, save_snapshot
+
+    state = {f"w{i}": torch.randn(100, 100) for i in range(5)}  # 40 kB each in fp32
+    paths = save_snapshot(tmp_path, state, state, 7, {"n": 1}, max_bytes=65536 + 90_000)
+    assert len(paths) == 4 and all(p.stat().st_size <= 65536 + 90_000 for p in paths)  # 200 kB fp32 + 100 kB fp16
+    model, ema, step, _ = load_snapshot(tmp_path)
+    assert step == 7 and all(torch.equal(model[k], v) for k, v in state.items())
+
+
+def test_minutes_stops_with_a_checkpoint(tmp_path):
+    import torch
+
+    data = _data(tmp_path)
+    out = tmp_path / "run"
+    train.main(["--data", str(data), "--out", str(out), "--batch", "2", "--crop", "64", "--n", "16", "--m", "24",
+                "--threads", "1", "--steps", "1000", "--ckpt-every", "1000", "--minutes", "0"])
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["step"] == 1
+
+
+def test_rescale_gains_without_checkpoint_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        train.main(["--data", str(_data(tmp_path)), "--out", str(tmp_path / "new"), "--rescale-gains", "4"])
+    assert exc.value.code == 2 and "resume only" in capsys.readouterr().err
+
+
+def test_shards_hold_every_file_once_within_the_cap():
+    from diffcodec.shards import plan_shards
+
+    rng = np.random.default_rng(1)
+    files = [(f"f{i}.jpg", int(s)) for i, s in enumerate(rng.integers(1_000, 50_000, 300))]
+    shards = plan_shards(files, 400_000)
+    sizes = dict(files)
+    names = [n for s in shards for n in s]
+    assert sorted(names) == sorted(sizes) and len(names) == len(set(names))
+    totals = [sum(sizes[n] for n in s) for s in shards]
+    assert max(totals) <= 400_000 and len(shards) <= -(-sum(sizes.values()) // 400_000) + 1
+    assert max(totals) - min(totals) < 50_000  # about equally full
+    with pytest.raises(ValueError):
+        plan_shards([("big", 10)], 9)

@@ -10,8 +10,6 @@ the same examples every run); ``FUZZ_RANDOM=1`` draws new examples each run (lon
 from __future__ import annotations
 
 import os
-import struct
-import zlib
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
@@ -44,8 +42,7 @@ SEEDS = [diffcodec.compress(im, quality=q) for im, q in zip(_seed_images(), (10,
 
 
 def _reseal(data: bytes) -> bytes:
-    body = data[:-4] if len(data) >= 4 else data
-    return body + struct.pack(">I", zlib.crc32(body))
+    return bitstream.seal(data[:-4] if len(data) >= 4 else data)
 
 
 def _decode_or_reject(data: bytes) -> None:

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# One training sitting on a lent GPU machine (the device tool); see docs/training.md.
+#
+#   bash scripts/device_train.sh SHARD_DIR MINUTES TOTAL_STEPS [more diffcodec.train options]
+#
+# Expects in the carried working tree: .whl/ (compressai, constriction, pytorch-msssim wheels
+# for CPython 3.12), the data shard, and runs/gpu/snapshot/ (the snapshot to resume from).
+# Writes to $OUT: snapshot/ (the new snapshot, parts < 16 MiB), log.jsonl, train.txt.
+set -euo pipefail
+shard=$1 minutes=$2 steps=$3
+shift 3
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
+status=0
+python3 -m diffcodec.train --device cuda --data "$shard" --out /tmp/run --init runs/gpu/snapshot \
+    --snapshot "$OUT/snapshot" --minutes "$minutes" --steps "$steps" --threads 8 --ckpt-every 1000 "$@" \
+    >"$OUT/train.txt" 2>&1 || status=$?
+cp /tmp/run/log.jsonl "$OUT/log.jsonl" 2>/dev/null || true
+tail -n 5 "$OUT/train.txt"
+exit $status
