@@ -1,9 +1,11 @@
 """The codec pipeline: image tensor -> latents -> entropy-coded bytes, and back.
 
 Data path (encode):  pad -> analysis g_a -> gain -> hyper-analysis h_a -> round z ->
-exact hyper-synthesis (means, scale indices) -> round(y - mean) -> ANS.
-Decode mirrors it: ANS -> z -> exact hyper-synthesis -> y = symbols + mean ->
-inverse gain -> synthesis g_s -> crop.
+exact hyper-synthesis (means, scales) -> for each channel slice of y: exact context
+correction from the earlier slices -> round(y - mean), scale index -> ANS.
+Decode mirrors it: ANS -> z -> exact hyper-synthesis -> for each slice: exact context ->
+symbols -> y = symbols + mean -> inverse gain -> synthesis g_s -> crop.
+A model without a context model has one slice, and its stream is that of format 1's first model.
 The analysis and synthesis may run on any device and dtype; everything that selects a
 probability (hyper-latent symbols, the exact hyper-synthesis, table indices) depends only
 on integers decoded from the file.
@@ -22,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from bitstream import SCALE_TABLE, StreamReader, StreamWriter, scale_indices
+from bitstream.entropy import clip_to_codable
 from diffcodec.exact_hyper import ExactHyperSynthesis
 from diffcodec.tiling import apply_tiled
 from diffcodec.weights import Z_RANGE, LoadedModel
@@ -117,16 +120,26 @@ class Codec:
         # A GPU codec gets its own copy so that a CPU codec sharing the loaded model is unaffected.
         self.net = model.net if self.device.type == "cpu" else copy.deepcopy(model.net).to(self.device)
         self.exact_h_s = ExactHyperSynthesis(model.net.h_s)
+        self.exact_context = [ExactHyperSynthesis(net) for net in model.net.context]
+        self.slices = model.net.slice_bounds()
         self.z_pmf = model.z_pmf.double().numpy()
         self.z_medians = model.z_medians.double()
 
     # ---- shared ------------------------------------------------------------------------
-    def _hyper(self, z_symbols: Tensor) -> tuple[Tensor, np.ndarray]:
-        """Means (float64, exact) and scale-table indices from hyper-latent symbols (int, CPU)."""
+    def _hyper(self, z_symbols: Tensor) -> tuple[Tensor, Tensor]:
+        """Means and scales (float64, exact) from hyper-latent symbols (int, CPU)."""
         z_hat = z_symbols.to(torch.float64) + self.z_medians.view(1, -1, 1, 1)
-        params = self.exact_h_s(z_hat)
-        means, scales = params.chunk(2, dim=1)
-        return means, scale_indices(scales.numpy())
+        means, scales = self.exact_h_s(z_hat).chunk(2, dim=1)
+        return means, scales
+
+    def _slice(self, i: int, means: Tensor, scales: Tensor, previous: list[Tensor]) -> tuple[Tensor, np.ndarray]:
+        """Exact mean (float64) and scale-table indices of slice ``i`` given the decoded earlier slices."""
+        c0, c1 = self.slices[i]
+        mu, sigma = means[:, c0:c1], scales[:, c0:c1]
+        if i:
+            d_mu, d_sigma = self.exact_context[i - 1](torch.cat([mu, sigma, *previous], dim=1)).chunk(2, dim=1)
+            mu, sigma = mu + d_mu, sigma + d_sigma  # sums of values on a 2**-26 grid: exact
+        return mu, scale_indices(sigma.numpy())
 
     # ---- encoder -----------------------------------------------------------------------
     @torch.no_grad()
@@ -146,16 +159,26 @@ class Codec:
         z = self.net.h_a(y)
         z_symbols = torch.round(z.float().cpu().double() - self.z_medians.view(1, -1, 1, 1))
         z_symbols = z_symbols.clamp(-Z_RANGE, Z_RANGE).to(torch.int64)
-        means, idx = self._hyper(z_symbols)
-        y_symbols = torch.round(y.float().cpu().double() - means).to(torch.int64)
-        return z_symbols.numpy(), y_symbols.numpy(), idx
+        means, scales = self._hyper(z_symbols)
+        y64 = y.float().cpu().double()
+        y_hats: list[Tensor] = []
+        symbols, indices = [], []
+        for i, (c0, c1) in enumerate(self.slices):
+            mu, idx = self._slice(i, means, scales, y_hats)
+            # the codable range is what the decoder will see, so the context uses the same values
+            sym = torch.from_numpy(clip_to_codable(torch.round(y64[:, c0:c1] - mu).to(torch.int64).numpy()))
+            y_hats.append(sym.to(torch.float64) + mu)
+            symbols.append(sym)
+            indices.append(idx)
+        return z_symbols.numpy(), torch.cat(symbols, dim=1).numpy(), np.concatenate(indices, axis=1)
 
     def code(self, analysis: Analysis, quality: float) -> bytes:
         """Entropy-code the latent at ``quality``; returns the latent stream."""
         z_symbols, y_symbols, idx = self.quantize(analysis, quality)
         writer = StreamWriter()
         writer.categorical(z_symbols[0].reshape(z_symbols.shape[1], -1) + Z_RANGE, self.z_pmf)
-        writer.gaussian(y_symbols, idx)
+        for c0, c1 in self.slices:  # one Gaussian run per slice, in decoding order
+            writer.gaussian(y_symbols[:, c0:c1], idx[:, c0:c1])
         return writer.finish()
 
     def encode(self, image: Tensor, quality: float) -> bytes:
@@ -168,10 +191,13 @@ class Codec:
         reader = StreamReader(stream)
         z_symbols = reader.categorical(self.z_pmf, shape.z_height * shape.z_width) - Z_RANGE
         z_symbols = torch.from_numpy(z_symbols.astype(np.int64)).view(1, shape.z_channels, shape.z_height, shape.z_width)
-        means, idx = self._hyper(z_symbols)
-        y_symbols = reader.gaussian(idx)
+        means, scales = self._hyper(z_symbols)
+        y_hats: list[Tensor] = []
+        for i in range(len(self.slices)):
+            mu, idx = self._slice(i, means, scales, y_hats)
+            y_hats.append(torch.from_numpy(reader.gaussian(idx)).view(mu.shape).to(torch.float64) + mu)
         reader.finish()
-        return torch.from_numpy(y_symbols).view(means.shape).to(torch.float64) + means
+        return torch.cat(y_hats, dim=1)
 
     @torch.no_grad()
     def synthesize(self, y_hat: Tensor, quality: float, height: int, width: int, dtype: torch.dtype = torch.float32) -> Tensor:

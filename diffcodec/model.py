@@ -31,6 +31,8 @@ class ModelConfig:
     levels: int = 8  # gain anchor levels
     lambda_min: float = 0.0009  # rate-distortion trade-off at quality 0 (MSE on 0..255 scale)
     lambda_max: float = 0.13  # ... at quality 100
+    context_slices: int = 1  # channel slices of y; > 1 adds the channel-conditional context model
+    context_width: int = 64  # hidden channels of each slice's context network
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -42,6 +44,21 @@ def _conv(cin: int, cout: int, k: int = 5, stride: int = 2) -> nn.Conv2d:
 
 def _deconv(cin: int, cout: int, k: int = 5, stride: int = 2) -> nn.ConvTranspose2d:
     return nn.ConvTranspose2d(cin, cout, k, stride=stride, padding=k // 2, output_padding=stride - 1)
+
+
+def context_network(cin: int, cout: int, width: int) -> nn.Sequential:
+    """Three 3x3 convolutions with ReLU: (slice's hyper mean/scale, earlier slices) -> (d_mean, d_scale).
+
+    Convolutions and ReLU only, so the codec can evaluate it exactly like the hyper-synthesis;
+    the last layer starts at zero, so a context model initialised from a trained hyperprior
+    starts out coding exactly as that hyperprior does.
+    """
+    net = nn.Sequential(
+        _conv(cin, width, 3, 1), nn.ReLU(), _conv(width, width, 3, 1), nn.ReLU(), _conv(width, cout, 3, 1)
+    )
+    nn.init.zeros_(net[-1].weight)
+    nn.init.zeros_(net[-1].bias)
+    return net
 
 
 def ste_round(x: Tensor) -> Tensor:
@@ -75,6 +92,15 @@ class VariableRateHyperprior(nn.Module):
         )
         self.h_s = nn.Sequential(
             _deconv(n, m), nn.ReLU(), _deconv(m, m * 3 // 2), nn.ReLU(), _conv(m * 3 // 2, 2 * m, 3, 1)
+        )
+        # Channel-conditional context (Minnen & Singh 2020, without latent residual prediction):
+        # slice i's mean and scale are corrected from the slices decoded before it. Slice 0 has
+        # no context and uses the hyperprior alone.
+        if m % config.context_slices:
+            raise ValueError(f"{m} latent channels do not split into {config.context_slices} slices")
+        s = m // config.context_slices
+        self.context = nn.ModuleList(
+            [context_network(2 * s + i * s, 2 * s, config.context_width) for i in range(1, config.context_slices)]
         )
         self.entropy_bottleneck = EntropyBottleneck(n)
         self.gaussian_conditional = GaussianConditional(None)
@@ -114,9 +140,24 @@ class VariableRateHyperprior(nn.Module):
         means, scales = params.chunk(2, dim=1)
         return means, scales
 
+    def slice_bounds(self) -> list[tuple[int, int]]:
+        """Channel ranges of the slices of y, in coding order."""
+        s = self.config.m // self.config.context_slices
+        return [(i * s, (i + 1) * s) for i in range(self.config.context_slices)]
+
+    def slice_params(self, i: int, means: Tensor, scales: Tensor, previous: list[Tensor]) -> tuple[Tensor, Tensor]:
+        """Mean and scale of slice ``i`` from its hyperprior mean/scale and the decoded earlier slices."""
+        if i == 0:
+            return means, scales
+        d_means, d_scales = self.context[i - 1](torch.cat([means, scales, *previous], dim=1)).chunk(2, dim=1)
+        return means + d_means, scales + d_scales
+
     # ---- training forward ---------------------------------------------------------------
-    def forward(self, x: Tensor, t: Tensor) -> dict:
-        """Training/evaluation pass with noise (rate) and straight-through rounding (distortion)."""
+    def forward(self, x: Tensor, t: Tensor, synthesize: bool = True) -> dict:
+        """Training/evaluation pass with noise (rate) and straight-through rounding (distortion).
+
+        ``synthesize=False`` skips the synthesis (``x_hat`` is None) when only the rate is trained.
+        """
         gain, inv_gain = self.gains(t)
         y = self.g_a(x) * gain
         z = self.h_a(y)
@@ -124,10 +165,14 @@ class VariableRateHyperprior(nn.Module):
         medians = self.entropy_bottleneck._get_medians()
         z_hat = ste_round(z - medians) + medians
         means, scales = self.split_params(self.h_s(z_hat))
-        _, y_likelihoods = self.gaussian_conditional(y, scales, means)
-        y_hat = ste_round(y - means) + means
-        x_hat = self.g_s(y_hat * inv_gain)
-        return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
+        y_hats, y_likelihoods = [], []
+        for i, (c0, c1) in enumerate(self.slice_bounds()):
+            mu, sigma = self.slice_params(i, means[:, c0:c1], scales[:, c0:c1], y_hats)
+            y_likelihoods.append(self.gaussian_conditional(y[:, c0:c1], sigma, mu)[1])
+            y_hats.append(ste_round(y[:, c0:c1] - mu) + mu)
+        y_hat = torch.cat(y_hats, dim=1)
+        x_hat = self.g_s(y_hat * inv_gain) if synthesize else None
+        return {"x_hat": x_hat, "likelihoods": {"y": torch.cat(y_likelihoods, dim=1), "z": z_likelihoods}}
 
     def aux_loss(self) -> Tensor:
         return self.entropy_bottleneck.loss()

@@ -27,19 +27,41 @@ from diffcodec.model import ModelConfig, VariableRateHyperprior
 from diffcodec.parts import load_snapshot, save_snapshot
 
 
-def rd_loss(model: VariableRateHyperprior, x: torch.Tensor, t: torch.Tensor) -> dict:
-    """Per-crop lambda * 255^2 * MSE + bpp, averaged over the batch."""
-    out = model(x, t)
+def rd_loss(model: VariableRateHyperprior, x: torch.Tensor, t: torch.Tensor, rate_only: bool = False) -> dict:
+    """Per-crop lambda * 255^2 * MSE + bpp, averaged over the batch.
+
+    ``rate_only`` skips the synthesis: when only the context model trains, the distortion
+    does not depend on its parameters (straight-through rounding passes no gradient to the
+    means), so the loss is the rate alone and ``psnr`` is reported as NaN.
+    """
+    out = model(x, t, synthesize=not rate_only)
     num_pixels = x.shape[2] * x.shape[3]
     bits = sum(
         (-torch.log2(lik)).flatten(1).sum(1) for lik in out["likelihoods"].values()
     )
     bpp = bits / num_pixels
+    if rate_only:
+        return {"loss": bpp.mean(), "bpp": bpp.mean(), "psnr": torch.tensor(float("nan"))}
     mse = ((out["x_hat"] - x) ** 2).flatten(1).mean(1)
     lam = model.level_lambda(t)
     loss = (lam * 255.0**2 * mse + bpp).mean()
     psnr = (-10 * torch.log10(mse.clamp_min(1e-10))).mean()
     return {"loss": loss, "bpp": bpp.mean(), "psnr": psnr}
+
+
+def with_context_slices(model: VariableRateHyperprior, slices: int, width: int | None = None) -> VariableRateHyperprior:
+    """The same network with ``slices`` context slices; new context networks start at zero (a no-op)."""
+    width = width or model.config.context_width
+    if (slices, width) == (model.config.context_slices, model.config.context_width):
+        return model
+    if model.config.context_slices > 1:
+        raise ValueError("the model already has a context model of another shape")
+    config = ModelConfig(**{**model.config.to_dict(), "context_slices": slices, "context_width": width})
+    new = VariableRateHyperprior(config).to(next(model.parameters()).device)
+    missing, unexpected = new.load_state_dict(model.state_dict(), strict=False)
+    if unexpected or any(not k.startswith("context.") for k in missing):
+        raise ValueError(f"cannot carry weights over (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    return new
 
 
 def _atomic_save(obj: dict, path: Path) -> None:
@@ -77,6 +99,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--snapshot", type=Path, default=None,
                    help="also write a compact resumable snapshot (fp32 weights, fp16 EMA, parts < 16 MiB) "
                         "here at every checkpoint")
+    p.add_argument("--context-slices", type=int, default=None,
+                   help="channel slices of the context model (1 = none); with --init from a model without "
+                        "one, the new context networks start as a no-op")
+    p.add_argument("--context-width", type=int, default=ModelConfig.context_width,
+                   help="hidden channels of each context network")
+    p.add_argument("--train-only", choices=["all", "context"], default="all",
+                   help="'context' freezes every other weight and trains the context model on the rate alone")
     p.add_argument("--minutes", type=float, default=None,
                    help="stop (with a checkpoint) after this many minutes of training")
     args = p.parse_args(argv)
@@ -94,12 +123,17 @@ def main(argv: list[str] | None = None) -> None:
     step = 0
     opt_start = 0  # the step at which Adam started from scratch: the warm-up counts from here
     init_ema = None
-    if args.init is not None and not (args.out / "checkpoint.pt").exists():
+    ckpt_path = args.out / "checkpoint.pt"
+    ck = torch.load(ckpt_path, map_location=device, weights_only=False) if ckpt_path.exists() else None
+    if ck is not None:
+        config = ModelConfig(**ck["config"])  # the checkpoint's architecture, whatever the flags say
+        model = VariableRateHyperprior(config).to(device)
+    elif args.init is not None:
         if args.init.is_dir():
             state, init_ema, step, config_dict = load_snapshot(args.init)
             config = ModelConfig(**config_dict)
             model = VariableRateHyperprior(config)
-            model.load_state_dict(state)
+            model.load_state_dict(state)  # strict: the snapshot's own architecture
             model = model.to(device)
             opt_start = step
             print(f"initialised from snapshot {args.init} at step {step}", flush=True)
@@ -109,23 +143,32 @@ def main(argv: list[str] | None = None) -> None:
             model = load_weights(args.init, None).net.float().requires_grad_(True).to(device)
             config = model.config
     else:
-        config = ModelConfig(n=args.n, m=args.m)
+        config = ModelConfig(n=args.n, m=args.m, context_slices=args.context_slices or 1,
+                             context_width=args.context_width)
         model = VariableRateHyperprior(config).to(device)
+    if args.context_slices is not None and ck is None:
+        model = with_context_slices(model, args.context_slices, args.context_width)
+        config = model.config
     torch.manual_seed(args.seed + step)  # a run initialised from a snapshot draws new levels
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     ema = copy.deepcopy(model).eval()
-    if init_ema is not None:
-        ema.load_state_dict(init_ema)
-    main_params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
+    if init_ema is not None:  # a snapshot of a model without the context networks leaves them as they are
+        missing, unexpected = ema.load_state_dict(init_ema, strict=False)
+        if unexpected or any(not k.startswith("context.") for k in missing):
+            raise SystemExit(f"error: snapshot {args.init} does not fit the model (missing {missing[:3]})")
+    if args.train_only == "context":
+        if not config.context_slices > 1:
+            p.error("--train-only context needs a model with --context-slices > 1")
+        for name, param in model.named_parameters():
+            param.requires_grad_(name.startswith("context.") or name.endswith(".quantiles"))
+    main_params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles") and p.requires_grad]
     aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
     opt = torch.optim.Adam(main_params, lr=args.lr)
     aux_opt = torch.optim.Adam(aux_params, lr=1e-3)
 
     sampler = CropSampler(load_corpus(args.data, args.crop), args.crop, args.seed + step)
-    ckpt_path = args.out / "checkpoint.pt"
-    if ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+    if ck is not None:
         model.load_state_dict(ck["model"])
         ema.load_state_dict(ck["ema"])
         opt.load_state_dict(ck["opt"])
@@ -153,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
         x = sampler.sample(args.batch).to(device).float().div_(255.0).contiguous(memory_format=memory_format)
         t = torch.rand(args.batch, device=device) * (config.levels - 1)
         model.train()
-        stats = rd_loss(model, x, t)
+        stats = rd_loss(model, x, t, rate_only=args.train_only == "context")
         opt.zero_grad(set_to_none=True)
         stats["loss"].backward()
         torch.nn.utils.clip_grad_norm_(main_params, 1.0)
