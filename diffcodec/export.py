@@ -28,6 +28,14 @@ def main(argv: list[str] | None = None) -> None:
         ck = {"model": model, "ema": ema, "step": step, "config": config}
     else:
         ck = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+    if "width" in ck["config"]:  # a realism-decoder denoiser (diffcodec.train_denoiser)
+        from diffcodec.denoiser import DenoiserConfig, ResidualDenoiser
+        from diffcodec.realism import export_denoiser
+
+        denoiser = ResidualDenoiser(DenoiserConfig.from_dict(ck["config"]))
+        denoiser.load_state_dict(ck["model" if args.raw else "ema"])
+        print(f"step {ck['step']}  sha256 {export_denoiser(denoiser.eval(), args.out)}  -> {args.out}")
+        return
     net = VariableRateHyperprior(ModelConfig(**ck["config"]))
     net.load_state_dict(ck["model" if args.raw else "ema"], strict=False)
     # The EMA copy's quantiles (medians) are only trained in the raw model: take them from there.

@@ -174,5 +174,22 @@ class VariableRateHyperprior(nn.Module):
         x_hat = self.g_s(y_hat * inv_gain) if synthesize else None
         return {"x_hat": x_hat, "likelihoods": {"y": torch.cat(y_likelihoods, dim=1), "z": z_likelihoods}}
 
+    @torch.no_grad()
+    def reconstruct(self, x: Tensor, t: Tensor) -> Tensor:
+        """The fidelity decoder's output with real rounding (float means): training input of the realism decoder.
+
+        Matches :class:`diffcodec.codec.Codec` up to the exact hyper-synthesis' grid error.
+        """
+        gain, inv_gain = self.gains(t)
+        y = self.g_a(x) * gain
+        medians = self.entropy_bottleneck._get_medians()
+        z_hat = torch.round(self.h_a(y) - medians) + medians
+        means, scales = self.split_params(self.h_s(z_hat))
+        y_hats: list[Tensor] = []
+        for i, (c0, c1) in enumerate(self.slice_bounds()):
+            mu, _ = self.slice_params(i, means[:, c0:c1], scales[:, c0:c1], y_hats)
+            y_hats.append(torch.round(y[:, c0:c1] - mu) + mu)
+        return self.g_s(torch.cat(y_hats, dim=1) * inv_gain).clamp(0, 1)
+
     def aux_loss(self) -> Tensor:
         return self.entropy_bottleneck.loss()

@@ -1,0 +1,81 @@
+"""Realism decoding: the fidelity reconstruction plus a sampled residual.
+
+``decode_realism(x_f, ...)`` pads the fidelity image to the network's multiple, runs the
+sampler of :mod:`diffcodec.sampler` with the denoiser of :mod:`diffcodec.denoiser`, and
+crops. ``steps = 0`` returns ``x_f`` itself, so the fidelity decoder is one setting of the
+same call. Denoiser weights are fp16 safetensors with their config, checksummed like the
+codec's (:func:`load_denoiser`).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load, save
+from torch import Tensor
+
+from diffcodec.codec import thread_invariant
+from diffcodec.denoiser import DenoiserConfig, ResidualDenoiser
+from diffcodec.sampler import SamplerSettings, sample_residual
+from diffcodec.weights import WeightError
+
+
+@dataclass
+class LoadedDenoiser:
+    net: ResidualDenoiser
+    sha256: str
+
+
+def export_denoiser(net: ResidualDenoiser, path: Path) -> str:
+    """fp16 safetensors with the config as metadata; returns the SHA-256."""
+    tensors = {k: v.detach().cpu().half().contiguous() for k, v in net.state_dict().items()}
+    data = save(tensors, metadata={"config": json.dumps(net.config.to_dict()), "format": "diffcodec-denoiser-1"})
+    Path(path).write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def load_denoiser(path: Path, expected_sha256: str | None) -> LoadedDenoiser:
+    """Load and verify a denoiser weight file (``expected_sha256=None`` skips the check, for training)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise WeightError(f"cannot read denoiser weights {path}: {exc.strerror}") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if expected_sha256 is not None and digest != expected_sha256:
+        raise WeightError(f"denoiser weights {path} fail their checksum")
+    try:
+        header_len = int.from_bytes(data[:8], "little")
+        meta = json.loads(data[8 : 8 + header_len]).get("__metadata__", {})
+        if meta.get("format") != "diffcodec-denoiser-1":
+            raise ValueError("not a denoiser file")
+        net = ResidualDenoiser(DenoiserConfig.from_dict(json.loads(meta["config"])))
+        net.load_state_dict({k: v.float() for k, v in load(data).items()})
+    except Exception as exc:
+        raise WeightError(f"{path} is not a diffcodec denoiser weight file ({exc})") from None
+    return LoadedDenoiser(net.eval().requires_grad_(False), digest)
+
+
+@torch.no_grad()
+def decode_realism(x_f: Tensor, level: float, denoiser: ResidualDenoiser, settings: SamplerSettings,
+                   dtype: torch.dtype = torch.float32) -> Tensor:
+    """x_f: (1, 3, H, W) fidelity reconstruction in [0, 1] -> realism reconstruction, same shape."""
+    if settings.steps == 0:
+        return x_f
+    device = x_f.device
+    h, w = x_f.shape[-2:]
+    m = denoiser.multiple
+    cond = F.pad(x_f, (0, (-w) % m, 0, (-h) % m), mode="replicate")
+    level_t = torch.full((cond.shape[0],), float(level), device=device)
+
+    def v(r_t: Tensor, t: Tensor, conditional: bool) -> Tensor:
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+            return denoiser(r_t, cond if conditional else None, t, level_t).float()
+
+    with thread_invariant(device):
+        r0 = sample_residual(v, tuple(cond.shape), settings, device)
+    x = cond + denoiser.config.residual_scale * r0
+    return x[..., :h, :w].clamp(0, 1)

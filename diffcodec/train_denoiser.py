@@ -1,0 +1,174 @@
+"""Train the realism decoder's denoiser on top of a frozen codec (resumable).
+
+    python -m diffcodec.train_denoiser --data ../shared/data/train --out runs/denoiser --steps 20000
+
+Per crop: a random rate level, the frozen codec's fidelity reconstruction ``x_f`` (real
+rounding), the normalised residual ``r_0 = (x - x_f) / scale``, a random time ``t`` and
+``r_t = alpha r_0 + sigma eps``; the loss is the MSE of the v-prediction, plus optionally
+LPIPS (AlexNet, the benchmark's offline implementation) of ``x_f + scale * r_0_hat``
+against the crop. With probability ``--p-uncond`` the condition ``x_f`` is dropped, which
+classifier-free guidance needs at decode time. Checkpoints, ``--snapshot``, ``--init DIR``
+and ``--minutes`` work as in :mod:`diffcodec.train`.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from diffcodec.data import CropSampler, load_corpus
+from diffcodec.denoiser import DenoiserConfig, ResidualDenoiser
+from diffcodec.parts import load_snapshot, save_snapshot
+from diffcodec.registry import DEFAULT_MODEL_ID, load_model
+from diffcodec.weights import load_weights
+
+
+def denoiser_loss(net: ResidualDenoiser, codec_net, x: torch.Tensor, p_uncond: float,
+                  lpips=None, lpips_weight: float = 0.0) -> dict:
+    """v-prediction MSE (+ LPIPS of the implied clean image) for one batch of crops in [0, 1]."""
+    b = x.shape[0]
+    level = torch.rand(b, device=x.device) * (codec_net.config.levels - 1)
+    x_f = codec_net.reconstruct(x, level)
+    scale = net.config.residual_scale
+    r0 = (x - x_f) / scale
+    t = torch.rand(b, device=x.device)
+    a = torch.cos(math.pi * t / 2)[:, None, None, None]
+    s = torch.sin(math.pi * t / 2)[:, None, None, None]
+    eps = torch.randn_like(r0)
+    r_t = a * r0 + s * eps
+    keep = (torch.rand(b, device=x.device) >= p_uncond)[:, None, None, None]
+    cond_pred = net(r_t, x_f, t, level)
+    uncond_pred = net(r_t, None, t, level) if p_uncond > 0 and not keep.all() else cond_pred
+    v_hat = torch.where(keep, cond_pred, uncond_pred)
+    v = a * eps - s * r0
+    mse = ((v_hat - v) ** 2).mean()
+    loss = mse
+    out = {"mse_v": mse}
+    if lpips is not None and lpips_weight > 0:
+        x0_hat = (x_f + scale * (a * r_t - s * v_hat)).clamp(0, 1)
+        perceptual = lpips(x0_hat, x).mean()
+        loss = loss + lpips_weight * perceptual
+        out["lpips"] = perceptual
+    out["loss"] = loss
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, default=Path("../shared/data/train"))
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--codec-weights", type=Path, default=None,
+                   help="frozen codec weights (default: the shipped default model)")
+    p.add_argument("--steps", type=int, default=20000)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--crop", type=int, default=128)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--lr-drop", type=float, default=0.9)
+    p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--ema", type=float, default=0.999)
+    p.add_argument("--width", type=int, default=DenoiserConfig.width)
+    p.add_argument("--p-uncond", type=float, default=0.1)
+    p.add_argument("--lpips-weight", type=float, default=0.0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--ckpt-every", type=int, default=200)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", type=Path, default=None, help="snapshot directory to start from")
+    p.add_argument("--snapshot", type=Path, default=None)
+    p.add_argument("--minutes", type=float, default=None)
+    args = p.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    args.out.mkdir(parents=True, exist_ok=True)
+    codec = load_weights(args.codec_weights, None) if args.codec_weights else load_model(DEFAULT_MODEL_ID)
+    codec_net = copy.deepcopy(codec.net).float().to(device).eval().requires_grad_(False)
+
+    step = opt_start = 0
+    ckpt_path = args.out / "checkpoint.pt"
+    ck = torch.load(ckpt_path, map_location=device, weights_only=False) if ckpt_path.exists() else None
+    init_ema = None
+    if ck is not None:
+        config = DenoiserConfig.from_dict(ck["config"])
+    elif args.init is not None:
+        state, init_ema, step, config_dict = load_snapshot(args.init)
+        config = DenoiserConfig.from_dict(config_dict)
+        opt_start = step
+    else:
+        config = DenoiserConfig(width=args.width, levels=codec_net.config.levels)
+    net = ResidualDenoiser(config).to(device)
+    if init_ema is not None:
+        net.load_state_dict(state)
+    ema = copy.deepcopy(net).eval()
+    if init_ema is not None:
+        ema.load_state_dict(init_ema)
+    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=0.0)
+    torch.manual_seed(args.seed + step)
+    sampler = CropSampler(load_corpus(args.data, args.crop), args.crop, args.seed + step)
+    if ck is not None:
+        net.load_state_dict(ck["model"])
+        ema.load_state_dict(ck["ema"])
+        opt.load_state_dict(ck["opt"])
+        sampler.rng.bit_generator.state = ck["rng"]
+        torch.set_rng_state(ck["torch_rng"])
+        step, opt_start = ck["step"], ck.get("opt_start", 0)
+        print(f"resumed from step {step}", flush=True)
+
+    lpips = None
+    if args.lpips_weight > 0:
+        from benchmarks.metrics.lpips import LPIPSNet  # offline AlexNet weights (benchmarks/requirements-metrics.txt)
+
+        lpips = LPIPSNet("alex").to(device).eval().requires_grad_(False)
+
+    log = open(args.out / "log.jsonl", "a")
+    lr_drop_step = int(args.lr_drop * args.steps)
+    t0 = time.time()
+    while step < args.steps:
+        lr = args.lr * min(1.0, (step - opt_start + 1) / args.warmup) * (0.1 if step >= lr_drop_step else 1.0)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        x = sampler.sample(args.batch).to(device).float().div_(255.0)
+        net.train()
+        stats = denoiser_loss(net, codec_net, x, args.p_uncond, lpips, args.lpips_weight)
+        opt.zero_grad(set_to_none=True)
+        stats["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        with torch.no_grad():
+            for pe, pm in zip(ema.parameters(), net.parameters()):
+                pe.lerp_(pm, 1 - args.ema)
+        step += 1
+        if not math.isfinite(stats["loss"].item()):
+            raise SystemExit(f"non-finite loss at step {step}")
+        rec = {"step": step, **{k: round(v.item(), 5) for k, v in stats.items()}, "lr": lr,
+               "sec": round(time.time() - t0, 1)}
+        log.write(json.dumps(rec) + "\n")
+        if step % 20 == 0:
+            log.flush()
+            print(json.dumps(rec), flush=True)
+        out_of_time = args.minutes is not None and time.time() - t0 > 60 * args.minutes
+        if step % args.ckpt_every == 0 or step == args.steps or out_of_time:
+            tmp = ckpt_path.with_suffix(".tmp")
+            torch.save({"model": net.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
+                        "rng": sampler.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                        "step": step, "opt_start": opt_start, "config": config.to_dict()}, tmp)
+            os.replace(tmp, ckpt_path)
+            if args.snapshot is not None:
+                save_snapshot(args.snapshot, net.state_dict(), ema.state_dict(), step, config.to_dict())
+        if out_of_time:
+            print(f"stopping at step {step}: --minutes {args.minutes} reached", flush=True)
+            break
+    log.close()
+
+
+if __name__ == "__main__":
+    main()
