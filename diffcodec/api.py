@@ -5,6 +5,7 @@ returned by :func:`compress`.
 """
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -29,13 +30,22 @@ from diffcodec.image_io import (
     save_image,
     to_pil,
 )
-from diffcodec.registry import DEFAULT_MODEL_ID, MODELS, load_model
+from diffcodec.codec import quality_to_level
+from diffcodec.realism import decode_realism
+from diffcodec.registry import DEFAULT_MODEL_ID, DENOISERS, MODELS, load_denoiser_for, load_model
+from diffcodec.sampler import MAX_STEPS, SamplerSettings
 
 DEFAULT_QUALITY = 70.0
 
 
 class OutputExistsError(FileExistsError):
     """Refused to overwrite an existing output without ``force``."""
+
+
+@lru_cache(maxsize=4)
+def _on(denoiser: torch.nn.Module, device: str) -> torch.nn.Module:
+    """The denoiser on ``device`` in channels-last layout (one copy per device per process)."""
+    return copy.deepcopy(denoiser).to(device, memory_format=torch.channels_last)
 
 
 @lru_cache(maxsize=4)
@@ -173,14 +183,33 @@ def decompress(
     device: str = "cpu",
     max_pixels: int = DEFAULT_MAX_PIXELS,
     dtype: torch.dtype = torch.float32,
+    steps: int | None = None,
+    guidance: float = 1.0,
+    eta: float = 0.0,
+    seed: int = 0,
 ) -> Image.Image:
-    """Decode .dcf bytes to a PIL image of the source's kind (L, LA, RGB or RGBA)."""
+    """Decode .dcf bytes to a PIL image of the source's kind (L, LA, RGB or RGBA).
+
+    ``steps`` picks the decoder: 0 is the fidelity (MSE) decoder; 1-64 sample the realism
+    decoder's residual in that many steps (``guidance``, ``eta`` and ``seed`` as in
+    :class:`diffcodec.sampler.SamplerSettings`); None follows the file's recommendation.
+    """
     container = read_header(data, max_pixels)
     header = container.header
-    codec = get_codec(header.model_id, _resolve_device(device))
+    if header.decode_hint > MAX_STEPS:
+        raise bitstream.CorruptError(f"corrupt header: decoder hint {header.decode_hint} out of range")
+    if steps is None:  # the file's recommendation, where this installation can follow it
+        steps = header.decode_hint if header.model_id in DENOISERS else 0
+    settings = SamplerSettings(steps=steps, eta=eta, guidance=guidance, seed=seed)
+    device = _resolve_device(device)
+    denoiser = load_denoiser_for(header.model_id).net if settings.steps else None  # fail before heavy work
+    codec = get_codec(header.model_id, device)
     y_hat = codec.decode_latent(container.latent, header.height, header.width)
     alpha = decode_alpha(container.alpha, header.width, header.height) if container.alpha is not None else None
     x = codec.synthesize(y_hat, header.quality, header.height, header.width, dtype=dtype)
+    if denoiser is not None:
+        x = decode_realism(x, float(quality_to_level(codec.model, header.quality)), _on(denoiser, device), settings,
+                           dtype=torch.bfloat16 if device == "cpu" else torch.float32)
     rgb = (x[0].permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
     return to_pil(rgb, alpha, header.channels)
 
@@ -206,6 +235,7 @@ def compress_file(
 
 def decompress_file(
     src: str | Path, dst: str | Path, *, force: bool = False, device: str = "cpu", max_pixels: int = DEFAULT_MAX_PIXELS,
+    steps: int | None = None, guidance: float = 1.0, eta: float = 0.0, seed: int = 0,
 ) -> Image.Image:
     """Decode a .dcf file to an image file whose format its extension names."""
     dst = Path(dst)
@@ -217,6 +247,6 @@ def decompress_file(
         raise ImageInputError(f"{src}: no such file") from None
     except IsADirectoryError:
         raise ImageInputError(f"{src}: is a directory") from None
-    image = decompress(data, device=device, max_pixels=max_pixels)
+    image = decompress(data, device=device, max_pixels=max_pixels, steps=steps, guidance=guidance, eta=eta, seed=seed)
     save_image(image, dst)
     return image

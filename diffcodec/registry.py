@@ -29,6 +29,36 @@ MODELS: dict[int, ModelEntry] = {
 DEFAULT_MODEL_ID = 1
 
 
+@dataclass(frozen=True)
+class DenoiserEntry:
+    """The realism decoder trained on the reconstructions of one codec model."""
+
+    model_id: int  # the codec model it serves
+    filename: str
+    sha256: str
+
+
+#: Realism decoders by codec model id; a model without one decodes in fidelity mode only.
+DENOISERS: dict[int, DenoiserEntry] = {}
+
+
+class RealismUnavailableError(ValueError):
+    """The file's model has no realism decoder in this installation."""
+
+
+@lru_cache(maxsize=4)
+def load_denoiser_for(model_id: int):
+    """Load (once per process) and checksum-verify the realism decoder of a codec model."""
+    from diffcodec.realism import load_denoiser
+
+    entry = DENOISERS.get(model_id)
+    if entry is None:
+        name = MODELS[model_id].name if model_id in MODELS else f"id {model_id}"
+        raise RealismUnavailableError(f"model '{name}' has no realism decoder in this installation; "
+                                      "decode with --steps 0 (fidelity)")
+    return load_denoiser(WEIGHTS_DIR / entry.filename, entry.sha256)
+
+
 @lru_cache(maxsize=4)
 def load_model(model_id: int = DEFAULT_MODEL_ID) -> LoadedModel:
     """Load (once per process) and checksum-verify a registered model."""

@@ -24,6 +24,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+MAX_STEPS = 64
 VFunction = Callable[[Tensor, Tensor, bool], Tensor]  # (r_t, t (B,), conditional) -> v
 
 
@@ -35,8 +36,8 @@ class SamplerSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not 0 <= self.steps <= 64:
-            raise ValueError(f"steps must be within 0..64, got {self.steps}")
+        if not 0 <= self.steps <= MAX_STEPS:
+            raise ValueError(f"steps must be within 0..{MAX_STEPS}, got {self.steps}")
         if not 0.0 <= self.eta <= 1.0:
             raise ValueError(f"eta must be within 0..1, got {self.eta}")
         if not 0.0 <= self.guidance <= 10.0:

@@ -158,3 +158,22 @@ def test_signal_mid_batch_leaves_no_partial_file(tmp_path, sig):
     for f in out.iterdir():
         assert f.read_bytes()[:4] == b"\x89DCF"
         assert run("info", f).returncode == 0
+
+
+def test_realism_flag(images):
+    """--realism decodes with the registered realism decoder, or refuses in one line without one."""
+    from diffcodec.registry import DEFAULT_MODEL_ID, DENOISERS
+
+    assert run("compress", images / "a.png", images / "a.dcf").returncode == 0
+    r = run("decompress", images / "a.dcf", images / "real.png", "--realism", "--seed", "3")
+    _no_traceback(r)
+    if DEFAULT_MODEL_ID in DENOISERS:
+        assert r.returncode == 0, r.stderr
+        assert Image.open(images / "real.png").size == (80, 48)
+    else:
+        assert r.returncode == 1 and "no realism decoder" in r.stderr and len(r.stderr.strip().splitlines()) <= 2
+        assert not (images / "real.png").exists()
+    r = run("decompress", images / "a.dcf", images / "x.png", "--steps", "65")
+    assert r.returncode == 2
+    r = run("decompress", "--help")
+    assert "--realism" in r.stdout and "fidelity" in r.stdout
