@@ -126,7 +126,8 @@ def test_diffcodec_adapter_with_fake_api(monkeypatch):
         calls["quality"] = quality
         return np.asarray(img).tobytes()[:100]
 
-    def decompress(data):
+    def decompress(data, steps=None):
+        calls["steps"] = steps
         return Image.new("RGB", (16, 8), (1, 2, 3))
 
     fake = types.ModuleType("diffcodec")
@@ -137,9 +138,13 @@ def test_diffcodec_adapter_with_fake_api(monkeypatch):
     assert codec.available() == (True, "")
     m = codec.encode_measured(np.zeros((8, 16, 3), np.uint8), 30)
     assert calls == {"threads": 2, "quality": 30.0} and len(m.value) == 100
-    assert codec.decode_measured(m.value).value.shape == (8, 16, 3)
-    # realism mode needs a `mode` parameter
-    assert not get_codec("diffcodec-realism").available()[0]
+    assert codec.decode_measured(m.value).value.shape == (8, 16, 3) and calls["steps"] == 0
+    # realism mode needs a realism decoder registered for the default model
+    from diffcodec.registry import DEFAULT_MODEL_ID, DENOISERS
+
+    monkeypatch.delitem(DENOISERS, DEFAULT_MODEL_ID, raising=False)
+    ok, why = get_codec("diffcodec-realism").available()
+    assert not ok and "no realism decoder" in why
 
 
 def test_codec_name_expansion():
