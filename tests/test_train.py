@@ -140,3 +140,17 @@ def test_shards_hold_every_file_once_within_the_cap():
     assert max(totals) - min(totals) < 50_000  # about equally full
     with pytest.raises(ValueError):
         plan_shards([("big", 10)], 9)
+
+
+def test_evaluate_reads_checkpoints_snapshots_and_weight_files(tmp_path, capsys):
+    from diffcodec import evaluate
+
+    data = _data(tmp_path)
+    out = tmp_path / "run"
+    train.main(["--data", str(data), "--out", str(out), "--batch", "2", "--crop", "64", "--n", "16", "--m", "24",
+                "--threads", "1", "--steps", "1", "--snapshot", str(tmp_path / "snap")])
+    export_mod.main([str(out / "checkpoint.pt"), str(tmp_path / "w.safetensors")])
+    for source in (out / "checkpoint.pt", tmp_path / "snap", tmp_path / "w.safetensors"):
+        evaluate.main([str(source), "--images", str(data), "--limit", "2", "--qualities", "10", "90", "--threads", "1"])
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("quality")]
+    assert len(lines) == 6 and lines[0] == lines[2] == lines[4]  # the same EMA weights each time
