@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # One training sitting on a lent GPU machine (the device tool); see docs/training.md.
 #
-#   bash scripts/device_train.sh SHARD_DIR MINUTES TOTAL_STEPS [more diffcodec.train options]
+#   bash scripts/device_train.sh SHARD_DIR MINUTES TOTAL_STEPS [more training options]
 #
+# TRAINER=diffcodec.train_denoiser trains the realism decoder instead of the codec (its
+# snapshot directory is then runs/gpu/denoiser-snapshot).
 # Expects in the carried working tree: .whl/ (compressai, constriction, pytorch-msssim wheels
 # for CPython 3.12), the data shard, and runs/gpu/snapshot/ (the snapshot to resume from).
 # Writes to $OUT: snapshot/ (the new snapshot, parts < 16 MiB), log.jsonl, train.txt.
@@ -14,7 +16,12 @@ export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
 status=0
-python3 -m diffcodec.train --device cuda --data "$shard" --out /tmp/run --init runs/gpu/snapshot \
+trainer=${TRAINER:-diffcodec.train}
+init=runs/gpu/snapshot
+[ "$trainer" = diffcodec.train_denoiser ] && init=runs/gpu/denoiser-snapshot
+init_args=()
+[ -d "$init" ] && init_args=(--init "$init")
+python3 -m "$trainer" --device cuda --data "$shard" --out /tmp/run "${init_args[@]}" \
     --snapshot "$OUT/snapshot" --minutes "$minutes" --steps "$steps" --threads 8 --ckpt-every 1000 "$@" \
     >"$OUT/train.txt" 2>&1 || status=$?
 cp /tmp/run/log.jsonl "$OUT/log.jsonl" 2>/dev/null || true
