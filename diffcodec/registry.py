@@ -25,8 +25,14 @@ MODELS: dict[int, ModelEntry] = {
         filename="hyperprior-vr-cpu1.safetensors",
         sha256="b3d2b2d5547c6ef5fce94b4af6528b3000b1882f70194c3f660eda9e33c46074",
     ),
+    2: ModelEntry(
+        model_id=2,
+        name="channel-context-cpu2",
+        filename="channel-context-cpu2.safetensors",
+        sha256="5727d53425bc15ebde8d128e0b1904dbb63d2f10b2fcc11026c7470cc9da58aa",
+    ),
 }
-DEFAULT_MODEL_ID = 1
+DEFAULT_MODEL_ID = 2
 
 
 @dataclass(frozen=True)
