@@ -19,7 +19,7 @@ from benchmarks.cache import ResultCache
 from benchmarks.codecs import Codec
 from benchmarks.dataset import ImageEntry
 from benchmarks.report import (HIGHER_IS_BETTER, METRIC_LABELS, CodecCurve, Reference,
-                               aggregate, bd_markdown, bd_table, fmt, make_curve,
+                               aggregate, bd_markdown, bd_table, fmt, format_setting, make_curve,
                                markdown_table, points_markdown, reference_from_anchor,
                                reference_from_curve, write_curve)
 
@@ -247,6 +247,49 @@ def write_all(*, args, command: str, images: Sequence[ImageEntry], codecs: dict[
     (out / "summary.md").write_text(md)
 
 
+def _interp_log_bpp(curve: CodecCurve, metric: str, bpp: float) -> float | None:
+    """``metric`` of ``curve`` at ``bpp`` (linear in log-rate), None outside its measured range."""
+    r = curve.results
+    pairs = sorted((b, v) for b, v in zip(r["bpp"], r.get(metric, [])) if b and v is not None)
+    if len(pairs) < 2 or not pairs[0][0] <= bpp <= pairs[-1][0]:
+        return None
+    xs = np.log([b for b, _ in pairs])
+    return float(np.interp(math.log(bpp), xs, [v for _, v in pairs]))
+
+
+def realism_table(curves: list[CodecCurve]) -> str:
+    """The realism decoder against HEVC-intra and the fidelity decoder at each realism point's bpp.
+
+    Issue 4's yardstick: LPIPS and DISTS at most half of HEVC's at matched bpp in 0.05-0.3,
+    and below the fidelity decoder's on the same files. Blank where a curve does not reach.
+    """
+    by_name = {c.name: c for c in curves}
+    real, hevc, fid = by_name.get("diffcodec-realism"), by_name.get("hevc"), by_name.get("diffcodec")
+    if real is None or hevc is None or fid is None:
+        return ""
+    header = ["setting", "bpp"]
+    for m in ("lpips", "dists", "psnr-rgb"):
+        header += [f"{METRIC_LABELS.get(m, m)} realism", "fidelity", "HEVC"]
+    header += ["LPIPS realism / HEVC", "DISTS realism / HEVC"]
+    rows = []
+    r = real.results
+    for i, bpp in enumerate(r["bpp"]):
+        row = [format_setting(r["quality"][i]), f"{bpp:.3f}"]
+        ratios = []
+        for m in ("lpips", "dists", "psnr-rgb"):
+            own = r.get(m, [None] * len(r["bpp"]))[i]
+            f, h = _interp_log_bpp(fid, m, bpp), _interp_log_bpp(hevc, m, bpp)
+            digits = 2 if m == "psnr-rgb" else 4
+            row += [fmt(own, digits), fmt(f, digits), fmt(h, digits)]
+            if m != "psnr-rgb":
+                ratios.append(fmt(own / h, 2) if own is not None and h else "–")
+        rows.append(row + ratios)
+    return ("## Realism decoder at matched bpp\n\n"
+            "Each realism point against the fidelity decoder (same files) and HEVC-intra, both "
+            "interpolated linearly in log-rate at the realism point's bpp.\n\n"
+            + markdown_table(header, rows) + "\n")
+
+
 def _json_default(o: Any) -> Any:
     if isinstance(o, float) and not math.isfinite(o):
         return None
@@ -305,6 +348,9 @@ def _summary_markdown(args, command, images, curves, refs, metrics, bd_md, cubic
              "## Key table", "", _key_table(curves, refs, metrics), ""]
     if hevc_md:
         lines += [hevc_md, ""]
+    realism_md = realism_table(curves)
+    if realism_md:
+        lines += [realism_md, ""]
     lines += ["## BD-rate tables", ""] + bd_md
     if cubic_md:
         lines += [cubic_md]

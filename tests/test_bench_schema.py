@@ -157,3 +157,26 @@ def test_parallel_workers_match_serial(dataset, tmp_path, capsys):
     s = json.loads((tmp_path / "s" / "jpeg444.json").read_text())["results"]
     p = json.loads((tmp_path / "p" / "jpeg444.json").read_text())["results"]
     assert s["bpp"] == p["bpp"] and s["psnr-rgb"] == p["psnr-rgb"]
+
+
+def test_realism_table_compares_at_matched_bpp():
+    from benchmarks.report import CodecCurve
+    from benchmarks.summary import realism_table
+
+    def curve(name, bpp, lpips, dists, psnr):
+        res = {"bpp": bpp, "quality": list(range(len(bpp))), "lpips": lpips, "dists": dists, "psnr-rgb": psnr}
+        return CodecCurve(name, name, "", res, {})
+
+    hevc = curve("hevc", [0.1, 0.4], [0.4, 0.2], [0.3, 0.1], [28.0, 32.0])
+    fid = curve("diffcodec", [0.1, 0.4], [0.5, 0.3], [0.4, 0.2], [27.0, 31.0])
+    real = curve("diffcodec-realism", [0.2, 0.8], [0.15, 0.1], [0.2, 0.1], [26.0, 30.0])
+    table = realism_table([hevc, fid, real])
+    lines = table.splitlines()
+    rows = lines[lines.index(next(line for line in lines if line.startswith("|---"))) + 1 :]
+    assert len(rows) == 2
+    first = [c.strip() for c in rows[0].split("|")[1:-1]]
+    # at 0.2 bpp (halfway in log-rate from 0.1 to 0.4): HEVC LPIPS 0.3, fidelity 0.4
+    assert first[1] == "0.200" and first[2:5] == ["0.1500", "0.4000", "0.3000"] and first[-2] == "0.50"
+    second = [c.strip() for c in rows[1].split("|")[1:-1]]
+    assert second[3] == "–" and second[-1] == "–"  # 0.8 bpp is beyond both curves
+    assert realism_table([hevc, fid]) == ""
