@@ -45,7 +45,13 @@ class DenoiserEntry:
 
 
 #: Realism decoders by codec model id; a model without one decodes in fidelity mode only.
-DENOISERS: dict[int, DenoiserEntry] = {}
+DENOISERS: dict[int, DenoiserEntry] = {
+    2: DenoiserEntry(
+        model_id=2,
+        filename="realism-cc2-cpu1.safetensors",
+        sha256="f8a96cecb8604b5745d33c9563ee7fc73169319d38449bc1552c6e561fc22a2d",
+    ),
+}
 
 
 class RealismUnavailableError(ValueError):
