@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--crop-image", default=None,
                    help="image name for the side-by-side crop figure (default kodim23 or first)")
     r.add_argument("--crop-bpp", type=float, default=None,
-                   help="target bpp of the crop figure (default: diffcodec point near 0.3)")
+                   help="target bpp of the crop figure (default: the diffcodec point nearest 0.2)")
     r.add_argument("--no-plots", action="store_true", help="skip PNG figures")
     r.add_argument("--fid", action="store_true",
                    help="also compute FID/KID on 256x256 patches (refused for small sets)")
