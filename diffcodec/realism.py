@@ -22,7 +22,7 @@ from torch import Tensor
 from diffcodec.denoiser import DenoiserConfig, ResidualDenoiser
 from diffcodec.tiling import apply_tiled
 from diffcodec.sampler import SamplerSettings, sample_residual
-from diffcodec.weights import WeightError
+from diffcodec.weights import WeightError, read_verified, safetensors_metadata
 
 
 @dataclass
@@ -41,16 +41,9 @@ def export_denoiser(net: ResidualDenoiser, path: Path) -> str:
 
 def load_denoiser(path: Path, expected_sha256: str | None) -> LoadedDenoiser:
     """Load and verify a denoiser weight file (``expected_sha256=None`` skips the check, for training)."""
+    data, digest = read_verified(path, expected_sha256, "denoiser weights")
     try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise WeightError(f"cannot read denoiser weights {path}: {exc.strerror}") from None
-    digest = hashlib.sha256(data).hexdigest()
-    if expected_sha256 is not None and digest != expected_sha256:
-        raise WeightError(f"denoiser weights {path} fail their checksum")
-    try:
-        header_len = int.from_bytes(data[:8], "little")
-        meta = json.loads(data[8 : 8 + header_len]).get("__metadata__", {})
+        meta = safetensors_metadata(data)
         if meta.get("format") != "diffcodec-denoiser-1":
             raise ValueError("not a denoiser file")
         net = ResidualDenoiser(DenoiserConfig.from_dict(json.loads(meta["config"])))

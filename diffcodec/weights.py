@@ -68,19 +68,30 @@ def export(net: VariableRateHyperprior, path: Path) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def load_weights(path: Path, expected_sha256: str | None, name: str = "", model_id: int = 0) -> LoadedModel:
-    """Load and verify a weight file; ``expected_sha256=None`` skips the check (for training runs)."""
+def read_verified(path: Path, expected_sha256: str | None, what: str = "weights") -> tuple[bytes, str]:
+    """(bytes, SHA-256) of a weight file, refused when it does not match ``expected_sha256`` (None: no check)."""
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
-        raise WeightError(f"cannot read weights {path}: {exc.strerror}") from None
+        raise WeightError(f"cannot read {what} {path}: {exc.strerror}") from None
     digest = hashlib.sha256(data).hexdigest()
     if expected_sha256 is not None and digest != expected_sha256:
-        raise WeightError(f"weights {path} fail their checksum (sha256 {digest[:12]}…, expected {expected_sha256[:12]}…)")
+        raise WeightError(f"{what} {path} fail their checksum (sha256 {digest[:12]}…, expected {expected_sha256[:12]}…)")
+    return data, digest
+
+
+def safetensors_metadata(data: bytes) -> dict:
+    """The ``__metadata__`` of safetensors bytes (raises on a malformed header)."""
+    header_len = int.from_bytes(data[:8], "little")
+    return json.loads(data[8 : 8 + header_len]).get("__metadata__", {})
+
+
+def load_weights(path: Path, expected_sha256: str | None, name: str = "", model_id: int = 0) -> LoadedModel:
+    """Load and verify a weight file; ``expected_sha256=None`` skips the check (for training runs)."""
+    data, digest = read_verified(path, expected_sha256)
     try:
         tensors = load(data)
-        header_len = int.from_bytes(data[:8], "little")
-        metadata = json.loads(data[8 : 8 + header_len]).get("__metadata__", {})
+        metadata = safetensors_metadata(data)
         config = ModelConfig(**json.loads(metadata["config"]))
     except Exception as exc:
         raise WeightError(f"weights {path} are not a diffcodec weight file ({exc})") from None
