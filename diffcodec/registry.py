@@ -31,8 +31,14 @@ MODELS: dict[int, ModelEntry] = {
         filename="channel-context-cpu2.safetensors",
         sha256="5727d53425bc15ebde8d128e0b1904dbb63d2f10b2fcc11026c7470cc9da58aa",
     ),
+    3: ModelEntry(
+        model_id=3,
+        name="channel-context-gpu1",
+        filename="channel-context-gpu1.safetensors",
+        sha256="2d7a3e13590c52d0c54a21b6fdc0d77bdb110edb2457804e3339f652a18eb136",
+    ),
 }
-DEFAULT_MODEL_ID = 2
+DEFAULT_MODEL_ID = 3
 
 
 @dataclass(frozen=True)
@@ -46,10 +52,10 @@ class DenoiserEntry:
 
 #: Realism decoders by codec model id; a model without one decodes in fidelity mode only.
 DENOISERS: dict[int, DenoiserEntry] = {
-    2: DenoiserEntry(
-        model_id=2,
-        filename="realism-cc2-cpu1.safetensors",
-        sha256="f8a96cecb8604b5745d33c9563ee7fc73169319d38449bc1552c6e561fc22a2d",
+    3: DenoiserEntry(
+        model_id=3,
+        filename="realism-cc3-cpu1.safetensors",
+        sha256="49dc6a2461cc9e4e10b0983a4adfac058f6cd89d0a399cef69d036ed3fd11547",
     ),
 }
 

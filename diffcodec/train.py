@@ -25,6 +25,7 @@ import torch
 from diffcodec.data import CropSampler, load_corpus
 from diffcodec.model import ModelConfig, VariableRateHyperprior
 from diffcodec.parts import load_snapshot, save_snapshot
+from diffcodec.training import configure_device, learning_rate, lr_dropped, update_ema
 
 
 def rd_loss(model: VariableRateHyperprior, x: torch.Tensor, t: torch.Tensor, rate_only: bool = False) -> dict:
@@ -64,6 +65,27 @@ def with_context_slices(model: VariableRateHyperprior, slices: int, width: int |
     return new
 
 
+def load_learned(model: VariableRateHyperprior, state: dict[str, torch.Tensor], allow_missing: str = "") -> None:
+    """Copy the parameters in ``state`` into ``model``, leaving its constant buffers as the code defines them.
+
+    Shipped weights are fp16, which flushes constants such as the 1e-9 likelihood lower bound
+    to zero: a model that took its buffers from them trains with an unbounded rate (an
+    occasional infinite loss). Parameters whose names start with ``allow_missing`` may be absent
+    (new context networks keep their zero initialisation).
+    """
+    params = dict(model.named_parameters())
+    missing = [k for k in params if k not in state and not (allow_missing and k.startswith(allow_missing))]
+    unexpected = [k for k in state if k not in params and k not in dict(model.named_buffers())]
+    reshaped = [k for k, p in params.items() if k in state and state[k].shape != p.shape]
+    if missing or unexpected or reshaped:
+        raise ValueError(f"weights do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]}, "
+                         f"other shape {reshaped[:3]})")
+    with torch.no_grad():
+        for name, param in params.items():
+            if name in state:
+                param.copy_(state[name].to(param.dtype))
+
+
 def _atomic_save(obj: dict, path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(obj, tmp)
@@ -78,7 +100,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--crop", type=int, default=128)
     p.add_argument("--lr", type=float, default=3e-4)
-    p.add_argument("--lr-drop", type=float, default=0.85, help="fraction of steps after which lr /= 10")
+    p.add_argument("--lr-drop", type=float, default=0.85,
+                   help="fraction of --steps (or of --minutes, whichever comes first) after which lr /= 10")
     p.add_argument("--warmup", type=int, default=200)
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--n", type=int, default=ModelConfig.n)
@@ -116,9 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(args.seed)  # re-seeded below once the starting step is known
     args.out.mkdir(parents=True, exist_ok=True)
     device = torch.device(args.device)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    configure_device(device)
 
     step = 0
     opt_start = 0  # the step at which Adam started from scratch: the warm-up counts from here
@@ -133,15 +154,18 @@ def main(argv: list[str] | None = None) -> None:
             state, init_ema, step, config_dict = load_snapshot(args.init)
             config = ModelConfig(**config_dict)
             model = VariableRateHyperprior(config)
-            model.load_state_dict(state)  # strict: the snapshot's own architecture
+            load_learned(model, state)  # the snapshot's own architecture
             model = model.to(device)
             opt_start = step
             print(f"initialised from snapshot {args.init} at step {step}", flush=True)
         else:
             from diffcodec.weights import load_weights
 
-            model = load_weights(args.init, None).net.float().requires_grad_(True).to(device)
-            config = model.config
+            shipped = load_weights(args.init, None).net
+            config = shipped.config
+            model = VariableRateHyperprior(config)
+            load_learned(model, shipped.state_dict())
+            model = model.to(device)
     else:
         config = ModelConfig(n=args.n, m=args.m, context_slices=args.context_slices or 1,
                              context_width=args.context_width)
@@ -154,9 +178,10 @@ def main(argv: list[str] | None = None) -> None:
     model = model.to(memory_format=memory_format)
     ema = copy.deepcopy(model).eval()
     if init_ema is not None:  # a snapshot of a model without the context networks leaves them as they are
-        missing, unexpected = ema.load_state_dict(init_ema, strict=False)
-        if unexpected or any(not k.startswith("context.") for k in missing):
-            raise SystemExit(f"error: snapshot {args.init} does not fit the model (missing {missing[:3]})")
+        try:
+            load_learned(ema, init_ema, allow_missing="context.")
+        except ValueError as exc:
+            raise SystemExit(f"error: snapshot {args.init}: {exc}") from None
     if args.train_only == "context":
         if not config.context_slices > 1:
             p.error("--train-only context needs a model with --context-slices > 1")
@@ -186,10 +211,11 @@ def main(argv: list[str] | None = None) -> None:
             print(f"gains rescaled by {args.rescale_gains} at step {step}", flush=True)
 
     log = open(args.out / "log.jsonl", "a")
-    lr_drop_step = int(args.lr_drop * args.steps)
     t0 = time.time()
+    skipped = bad_steps = 0
     while step < args.steps:
-        lr = args.lr * min(1.0, (step - opt_start + 1) / args.warmup) * (0.1 if step >= lr_drop_step else 1.0)
+        dropped = lr_dropped(step, args.lr_drop, args.steps, time.time() - t0, args.minutes)
+        lr = learning_rate(args.lr, step, opt_start, args.warmup, dropped)
         for g in opt.param_groups:
             g["lr"] = lr
         # uint8 crosses to the device (4x less traffic), the float conversion happens there
@@ -199,24 +225,30 @@ def main(argv: list[str] | None = None) -> None:
         stats = rd_loss(model, x, t, rate_only=args.train_only == "context")
         opt.zero_grad(set_to_none=True)
         stats["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(main_params, 1.0)
-        opt.step()
+        grad_norm = torch.nn.utils.clip_grad_norm_(main_params, 1.0)
+        if torch.isfinite(grad_norm):
+            opt.step()
+            bad_steps = 0
+        else:  # a rare non-finite gradient: skip the update rather than poison the weights
+            skipped += 1
+            bad_steps += 1
+            if bad_steps >= 20:
+                raise SystemExit(f"20 non-finite gradients in a row at step {step}")
         aux = model.aux_loss()
         aux_opt.zero_grad(set_to_none=True)
         aux.backward()
         aux_opt.step()
-        with torch.no_grad():
-            for pe, pm in zip(ema.parameters(), model.parameters()):
-                pe.lerp_(pm, 1 - args.ema)
-            for be, bm in zip(ema.buffers(), model.buffers()):
-                be.copy_(bm)
+        update_ema(ema, model, args.ema)
         step += 1
-        if not math.isfinite(stats["loss"].item()):
+        # one device sync per step for all the figures
+        loss_v, bpp_v, psnr_v, aux_v = torch.stack(
+            [stats["loss"].detach(), stats["bpp"].detach(), stats["psnr"].to(aux.device), aux.detach()]).tolist()
+        if not math.isfinite(loss_v) and bad_steps == 0:
             raise SystemExit(f"non-finite loss at step {step}")
         rec = {
-            "step": step, "loss": round(stats["loss"].item(), 5), "bpp": round(stats["bpp"].item(), 5),
-            "psnr": round(stats["psnr"].item(), 3), "aux": round(aux.item(), 3), "lr": lr,
-            "sec": round(time.time() - t0, 1),
+            "step": step, "loss": round(loss_v, 5), "bpp": round(bpp_v, 5),
+            "psnr": round(psnr_v, 3), "aux": round(aux_v, 3), "lr": lr,
+            "skipped": skipped, "sec": round(time.time() - t0, 1),
         }
         log.write(json.dumps(rec) + "\n")
         if step % 20 == 0:

@@ -25,6 +25,7 @@ import torch
 from diffcodec.data import CropSampler, load_corpus
 from diffcodec.denoiser import DenoiserConfig, ResidualDenoiser
 from diffcodec.parts import load_snapshot, save_snapshot
+from diffcodec.training import configure_device, learning_rate, lr_dropped, update_ema
 from diffcodec.registry import DEFAULT_MODEL_ID, load_model
 from diffcodec.weights import load_weights
 
@@ -86,9 +87,7 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    configure_device(device)
     args.out.mkdir(parents=True, exist_ok=True)
     codec = load_weights(args.codec_weights, None) if args.codec_weights else load_model(DEFAULT_MODEL_ID)
     codec_net = copy.deepcopy(codec.net).float().to(device).eval().requires_grad_(False)
@@ -130,10 +129,10 @@ def main(argv: list[str] | None = None) -> None:
         lpips = LPIPSNet("alex").to(device).eval().requires_grad_(False)
 
     log = open(args.out / "log.jsonl", "a")
-    lr_drop_step = int(args.lr_drop * args.steps)
     t0 = time.time()
     while step < args.steps:
-        lr = args.lr * min(1.0, (step - opt_start + 1) / args.warmup) * (0.1 if step >= lr_drop_step else 1.0)
+        dropped = lr_dropped(step, args.lr_drop, args.steps, time.time() - t0, args.minutes)
+        lr = learning_rate(args.lr, step, opt_start, args.warmup, dropped)
         for g in opt.param_groups:
             g["lr"] = lr
         x = sampler.sample(args.batch).to(device).float().div_(255.0)
@@ -143,13 +142,12 @@ def main(argv: list[str] | None = None) -> None:
         stats["loss"].backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
-        with torch.no_grad():
-            for pe, pm in zip(ema.parameters(), net.parameters()):
-                pe.lerp_(pm, 1 - args.ema)
+        update_ema(ema, net, args.ema, copy_buffers=False)
         step += 1
-        if not math.isfinite(stats["loss"].item()):
+        values = dict(zip(stats, torch.stack([v.detach() for v in stats.values()]).tolist()))  # one sync
+        if not math.isfinite(values["loss"]):
             raise SystemExit(f"non-finite loss at step {step}")
-        rec = {"step": step, **{k: round(v.item(), 5) for k, v in stats.items()}, "lr": lr,
+        rec = {"step": step, **{k: round(v, 5) for k, v in values.items()}, "lr": lr,
                "sec": round(time.time() - t0, 1)}
         log.write(json.dumps(rec) + "\n")
         if step % 20 == 0:

@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from diffcodec import export as export_mod
@@ -42,6 +43,24 @@ def test_train_resume_export_and_warm_start(tmp_path):
     train.main(["--data", str(data), "--out", str(warm), "--batch", "2", "--crop", "64", "--steps", "1",
                 "--init", str(weights), "--threads", "1"])
     assert (warm / "checkpoint.pt").exists()
+    # fp16 weights flush the 1e-9 likelihood bound to zero; a warm start must keep the code's
+    # constants (else an unbounded rate gives an occasional infinite loss) and the learned values
+    ck = torch.load(warm / "checkpoint.pt", weights_only=False)
+    for state in (ck["model"], ck["ema"]):
+        assert state["gaussian_conditional.likelihood_lower_bound.bound"].item() == pytest.approx(1e-9)
+    assert model.net.state_dict()["gaussian_conditional.likelihood_lower_bound.bound"].item() == 0.0
+
+
+def test_load_learned_refuses_weights_of_another_shape():
+    from diffcodec.model import ModelConfig, VariableRateHyperprior
+
+    small = VariableRateHyperprior(ModelConfig(n=16, m=24))
+    other = VariableRateHyperprior(ModelConfig(n=16, m=32)).state_dict()
+    with pytest.raises(ValueError, match="other shape"):
+        train.load_learned(small, other)
+    state = {k: v + 1 for k, v in small.state_dict().items()}
+    train.load_learned(small, {k: state[k] for k in dict(small.named_parameters())})
+    assert torch.equal(small.g_a[0].weight, state["g_a.0.weight"])
 
 
 def test_rescale_gains_on_resume_scales_gains_and_inverse_gains(tmp_path):
@@ -154,3 +173,28 @@ def test_evaluate_reads_checkpoints_snapshots_and_weight_files(tmp_path, capsys)
         evaluate.main([str(source), "--images", str(data), "--limit", "2", "--qualities", "10", "90", "--threads", "1"])
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("quality")]
     assert len(lines) == 6 and lines[0] == lines[2] == lines[4]  # the same EMA weights each time
+
+
+def test_learning_rate_drops_by_steps_or_by_minutes():
+    from diffcodec.training import learning_rate, lr_dropped
+
+    assert learning_rate(1e-3, 0, 0, 100, False) == pytest.approx(1e-5)
+    assert learning_rate(1e-3, 500, 0, 100, True) == pytest.approx(1e-4)
+    assert learning_rate(1e-3, 500, 450, 100, False) == pytest.approx(1e-3 * 51 / 100)  # warm-up restarts
+    assert not lr_dropped(84, 0.85, 100, 0.0, None) and lr_dropped(85, 0.85, 100, 0.0, None)
+    # a time-limited sitting drops at 85 % of its minutes even far from 85 % of --steps
+    assert not lr_dropped(10, 0.85, 10**6, 0.84 * 600, 10.0)
+    assert lr_dropped(10, 0.85, 10**6, 0.86 * 600, 10.0)
+
+
+def test_update_ema_moves_parameters_and_copies_buffers():
+    from diffcodec.training import update_ema
+
+    model, ema = torch.nn.BatchNorm1d(3), torch.nn.BatchNorm1d(3)
+    with torch.no_grad():
+        model.weight.fill_(2.0)
+        model.running_mean.fill_(5.0)
+        ema.weight.fill_(1.0)
+    update_ema(ema, model, 0.75)
+    assert torch.allclose(ema.weight, torch.full((3,), 1.25))
+    assert torch.equal(ema.running_mean, model.running_mean)
