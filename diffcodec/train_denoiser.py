@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> None:
 
     log = open(args.out / "log.jsonl", "a")
     t0 = time.time()
+    skipped = bad_steps = 0
     while step < args.steps:
         dropped = lr_dropped(step, args.lr_drop, args.steps, time.time() - t0, args.minutes)
         lr = learning_rate(args.lr, step, opt_start, args.warmup, dropped)
@@ -140,15 +141,22 @@ def main(argv: list[str] | None = None) -> None:
         stats = denoiser_loss(net, codec_net, x, args.p_uncond, lpips, args.lpips_weight)
         opt.zero_grad(set_to_none=True)
         stats["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
+        grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        if torch.isfinite(grad_norm):
+            opt.step()
+            bad_steps = 0
+        else:  # as in diffcodec.train: skip a rare non-finite gradient rather than poison the weights
+            skipped += 1
+            bad_steps += 1
+            if bad_steps >= 20:
+                raise SystemExit(f"20 non-finite gradients in a row at step {step}")
         update_ema(ema, net, args.ema, copy_buffers=False)
         step += 1
         values = dict(zip(stats, torch.stack([v.detach() for v in stats.values()]).tolist()))  # one sync
-        if not math.isfinite(values["loss"]):
+        if not math.isfinite(values["loss"]) and bad_steps == 0:
             raise SystemExit(f"non-finite loss at step {step}")
         rec = {"step": step, **{k: round(v, 5) for k, v in values.items()}, "lr": lr,
-               "sec": round(time.time() - t0, 1)}
+               "skipped": skipped, "sec": round(time.time() - t0, 1)}
         log.write(json.dumps(rec) + "\n")
         if step % 20 == 0:
             log.flush()

@@ -198,3 +198,25 @@ def test_update_ema_moves_parameters_and_copies_buffers():
     update_ema(ema, model, 0.75)
     assert torch.allclose(ema.weight, torch.full((3,), 1.25))
     assert torch.equal(ema.running_mean, model.running_mean)
+
+
+def test_a_non_finite_gradient_skips_the_update(tmp_path, monkeypatch):
+    data = _data(tmp_path)
+    out = tmp_path / "run"
+    calls = {"n": 0}
+    real_loss = train.rd_loss
+
+    def sometimes_infinite(*args, **kwargs):
+        stats = real_loss(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            stats["loss"] = stats["loss"] * float("inf")
+        return stats
+
+    monkeypatch.setattr(train, "rd_loss", sometimes_infinite)
+    train.main(["--data", str(data), "--out", str(out), "--batch", "2", "--crop", "64", "--n", "16", "--m", "24",
+                "--steps", "3", "--threads", "1"])
+    recs = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["skipped"] for r in recs] == [0, 1, 1]
+    ck = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert all(torch.isfinite(v).all() for v in ck["model"].values() if v.is_floating_point())
