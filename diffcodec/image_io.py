@@ -143,6 +143,13 @@ def to_pil(rgb: np.ndarray, alpha: np.ndarray | None, channels: int) -> Image.Im
     return Image.fromarray(rgb, mode="RGB")
 
 
+def _current_umask() -> int:
+    """The process umask (reading it means setting it, so it is put straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, data: bytes | None = None, image: Image.Image | None = None, fmt: str | None = None) -> None:
     """Write bytes or an image to ``path`` via a temporary file in the same folder and a rename.
 
@@ -151,6 +158,8 @@ def atomic_write(path: Path, data: bytes | None = None, image: Image.Image | Non
     path = Path(path)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent or ".")
     try:
+        # mkstemp makes the file private (0600); give it the permissions a plain open() would
+        os.chmod(tmp_name, 0o666 & ~_current_umask())
         with os.fdopen(fd, "wb") as fh:
             if data is not None:
                 fh.write(data)

@@ -162,3 +162,21 @@ def test_corrupt_latent_that_passes_crc_never_crashes():
             assert img.size == (64, 64)
         except FormatError:
             pass
+
+
+def test_written_files_get_the_permissions_of_a_plain_open(tmp_path):
+    """Atomic writes go through a private temporary file; the result must not stay private."""
+    import os
+    import stat
+
+    from diffcodec.image_io import atomic_write
+
+    old = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "a.bin", b"x")
+        os.umask(0o077)
+        atomic_write(tmp_path / "b.bin", b"x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.bin").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "b.bin").stat().st_mode) == 0o600
