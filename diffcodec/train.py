@@ -25,7 +25,7 @@ import torch
 from diffcodec.data import CropSampler, load_corpus
 from diffcodec.model import ModelConfig, VariableRateHyperprior
 from diffcodec.parts import load_snapshot, save_snapshot
-from diffcodec.training import configure_device, learning_rate, lr_dropped, update_ema
+from diffcodec.training import SkipNonFinite, configure_device, learning_rate, lr_dropped, update_ema
 
 
 def rd_loss(model: VariableRateHyperprior, x: torch.Tensor, t: torch.Tensor, rate_only: bool = False) -> dict:
@@ -75,7 +75,8 @@ def load_learned(model: VariableRateHyperprior, state: dict[str, torch.Tensor], 
     """
     params = dict(model.named_parameters())
     missing = [k for k in params if k not in state and not (allow_missing and k.startswith(allow_missing))]
-    unexpected = [k for k in state if k not in params and k not in dict(model.named_buffers())]
+    buffers = dict(model.named_buffers())
+    unexpected = [k for k in state if k not in params and k not in buffers]
     reshaped = [k for k, p in params.items() if k in state and state[k].shape != p.shape]
     if missing or unexpected or reshaped:
         raise ValueError(f"weights do not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]}, "
@@ -212,7 +213,7 @@ def main(argv: list[str] | None = None) -> None:
 
     log = open(args.out / "log.jsonl", "a")
     t0 = time.time()
-    skipped = bad_steps = 0
+    guard = SkipNonFinite()
     while step < args.steps:
         dropped = lr_dropped(step, args.lr_drop, args.steps, time.time() - t0, args.minutes)
         lr = learning_rate(args.lr, step, opt_start, args.warmup, dropped)
@@ -225,15 +226,7 @@ def main(argv: list[str] | None = None) -> None:
         stats = rd_loss(model, x, t, rate_only=args.train_only == "context")
         opt.zero_grad(set_to_none=True)
         stats["loss"].backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(main_params, 1.0)
-        if torch.isfinite(grad_norm):
-            opt.step()
-            bad_steps = 0
-        else:  # a rare non-finite gradient: skip the update rather than poison the weights
-            skipped += 1
-            bad_steps += 1
-            if bad_steps >= 20:
-                raise SystemExit(f"20 non-finite gradients in a row at step {step}")
+        guard.step(opt, main_params, 1.0, step)
         aux = model.aux_loss()
         aux_opt.zero_grad(set_to_none=True)
         aux.backward()
@@ -243,12 +236,12 @@ def main(argv: list[str] | None = None) -> None:
         # one device sync per step for all the figures
         loss_v, bpp_v, psnr_v, aux_v = torch.stack(
             [stats["loss"].detach(), stats["bpp"].detach(), stats["psnr"].to(aux.device), aux.detach()]).tolist()
-        if not math.isfinite(loss_v) and bad_steps == 0:
+        if not math.isfinite(loss_v) and guard.in_a_row == 0:
             raise SystemExit(f"non-finite loss at step {step}")
         rec = {
             "step": step, "loss": round(loss_v, 5), "bpp": round(bpp_v, 5),
             "psnr": round(psnr_v, 3), "aux": round(aux_v, 3), "lr": lr,
-            "skipped": skipped, "sec": round(time.time() - t0, 1),
+            "skipped": guard.skipped, "sec": round(time.time() - t0, 1),
         }
         log.write(json.dumps(rec) + "\n")
         if step % 20 == 0:

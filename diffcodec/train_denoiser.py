@@ -25,7 +25,7 @@ import torch
 from diffcodec.data import CropSampler, load_corpus
 from diffcodec.denoiser import DenoiserConfig, ResidualDenoiser
 from diffcodec.parts import load_snapshot, save_snapshot
-from diffcodec.training import configure_device, learning_rate, lr_dropped, update_ema
+from diffcodec.training import SkipNonFinite, configure_device, learning_rate, lr_dropped, update_ema
 from diffcodec.registry import DEFAULT_MODEL_ID, load_model
 from diffcodec.weights import load_weights
 
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
 
     log = open(args.out / "log.jsonl", "a")
     t0 = time.time()
-    skipped = bad_steps = 0
+    guard = SkipNonFinite()
     while step < args.steps:
         dropped = lr_dropped(step, args.lr_drop, args.steps, time.time() - t0, args.minutes)
         lr = learning_rate(args.lr, step, opt_start, args.warmup, dropped)
@@ -141,22 +141,14 @@ def main(argv: list[str] | None = None) -> None:
         stats = denoiser_loss(net, codec_net, x, args.p_uncond, lpips, args.lpips_weight)
         opt.zero_grad(set_to_none=True)
         stats["loss"].backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        if torch.isfinite(grad_norm):
-            opt.step()
-            bad_steps = 0
-        else:  # as in diffcodec.train: skip a rare non-finite gradient rather than poison the weights
-            skipped += 1
-            bad_steps += 1
-            if bad_steps >= 20:
-                raise SystemExit(f"20 non-finite gradients in a row at step {step}")
+        guard.step(opt, net.parameters(), 1.0, step)
         update_ema(ema, net, args.ema, copy_buffers=False)
         step += 1
         values = dict(zip(stats, torch.stack([v.detach() for v in stats.values()]).tolist()))  # one sync
-        if not math.isfinite(values["loss"]) and bad_steps == 0:
+        if not math.isfinite(values["loss"]) and guard.in_a_row == 0:
             raise SystemExit(f"non-finite loss at step {step}")
         rec = {"step": step, **{k: round(v, 5) for k, v in values.items()}, "lr": lr,
-               "skipped": skipped, "sec": round(time.time() - t0, 1)}
+               "skipped": guard.skipped, "sec": round(time.time() - t0, 1)}
         log.write(json.dumps(rec) + "\n")
         if step % 20 == 0:
             log.flush()

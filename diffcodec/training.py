@@ -1,6 +1,8 @@
 """Pieces shared by the two training loops (:mod:`diffcodec.train`, :mod:`diffcodec.train_denoiser`)."""
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 
 
@@ -15,6 +17,31 @@ def lr_dropped(step: int, lr_drop: float, total_steps: int, elapsed_s: float, mi
     if step >= int(lr_drop * total_steps):
         return True
     return minutes is not None and elapsed_s >= lr_drop * 60.0 * minutes
+
+
+class SkipNonFinite:
+    """Optimizer steps with gradient clipping that skip a non-finite gradient instead of applying it.
+
+    A rare infinite or NaN gradient would poison every weight (and the EMA after it); skipping
+    that one update keeps the run going. ``limit`` non-finite gradients in a row end the run:
+    then something is broken, not rare.
+    """
+
+    def __init__(self, limit: int = 20):
+        self.limit = limit
+        self.skipped = 0  # over the run, for the log
+        self.in_a_row = 0
+
+    def step(self, opt: torch.optim.Optimizer, params: Iterable[torch.Tensor], max_norm: float, step: int) -> None:
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+        if torch.isfinite(grad_norm):
+            opt.step()
+            self.in_a_row = 0
+            return
+        self.skipped += 1
+        self.in_a_row += 1
+        if self.in_a_row >= self.limit:
+            raise SystemExit(f"{self.limit} non-finite gradients in a row at step {step}")
 
 
 @torch.no_grad()

@@ -220,3 +220,22 @@ def test_a_non_finite_gradient_skips_the_update(tmp_path, monkeypatch):
     assert [r["skipped"] for r in recs] == [0, 1, 1]
     ck = torch.load(out / "checkpoint.pt", weights_only=False)
     assert all(torch.isfinite(v).all() for v in ck["model"].values() if v.is_floating_point())
+
+
+def test_skip_non_finite_gives_up_after_its_limit():
+    from diffcodec.training import SkipNonFinite
+
+    w = torch.nn.Parameter(torch.ones(2))
+    opt = torch.optim.SGD([w], lr=0.1)
+    guard = SkipNonFinite(limit=3)
+    w.grad = torch.tensor([1.0, 1.0])
+    guard.step(opt, [w], 1.0, step=1)
+    assert guard.skipped == 0 and not torch.equal(w.detach(), torch.ones(2))
+    before = w.detach().clone()
+    for step in (2, 3):
+        w.grad = torch.tensor([float("nan"), 1.0])
+        guard.step(opt, [w], 1.0, step)
+    assert guard.skipped == 2 and torch.equal(w.detach(), before)
+    w.grad = torch.tensor([float("inf"), 1.0])
+    with pytest.raises(SystemExit, match="3 non-finite gradients in a row at step 4"):
+        guard.step(opt, [w], 1.0, step=4)
