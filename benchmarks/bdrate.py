@@ -74,13 +74,22 @@ def overlap(anchor: Curve, test: Curve) -> tuple[float, float]:
 
 def bd_rate(rate_anchor: Sequence[float], q_anchor: Sequence[float],
             rate_test: Sequence[float], q_test: Sequence[float],
-            method: str = "pchip", higher_is_better: bool = True) -> float:
-    """BD-rate of the test curve against the anchor in percent (NaN without overlap)."""
+            method: str = "pchip", higher_is_better: bool = True,
+            quality_range: tuple[float, float] | None = None) -> float:
+    """BD-rate of the test curve against the anchor in percent (NaN without overlap).
+
+    ``quality_range`` (in the metric's own units) narrows the overlapping interval, e.g. to
+    compare two versions of a codec over the range both of them cover.
+    """
     a = clean_curve(rate_anchor, q_anchor, higher_is_better)
     t = clean_curve(rate_test, q_test, higher_is_better)
     if min(len(a.quality), len(t.quality)) < _min_points(method):
         return math.nan
     lo, hi = overlap(a, t)
+    if quality_range is not None:
+        sign = 1.0 if higher_is_better else -1.0
+        q_lo, q_hi = sorted(sign * q for q in quality_range)
+        lo, hi = max(lo, q_lo), min(hi, q_hi)
     if not hi > lo:
         return math.nan
     avg = (_integral(t.quality, t.log_rate, lo, hi, method)

@@ -11,6 +11,7 @@ from typing import Sequence
 
 from benchmarks import codecs as codec_registry
 from benchmarks import metrics as metric_registry
+from benchmarks.anchors import DEFAULT_KODAK_ANCHORS, load_anchors
 from benchmarks.cache import DEFAULT_CACHE_DIR
 
 log = logging.getLogger("benchmarks")
@@ -67,10 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-v", "--verbose", action="store_true")
 
     b = sub.add_parser("bdrate", help="BD-rate of result JSON files against an anchor JSON")
-    b.add_argument("anchor", type=Path)
+    b.add_argument("anchor", help="a result JSON file, or published:KEY for a curve of --anchors "
+                                   "(e.g. published:jpeg, published:bpg_444_x265_ycbcr)")
     b.add_argument("tests", type=Path, nargs="+")
     b.add_argument("--metric", default="psnr-rgb")
     b.add_argument("--method", choices=("pchip", "cubic"), default="pchip")
+    b.add_argument("--anchors", type=Path, default=DEFAULT_KODAK_ANCHORS,
+                   help="published curves file for published:KEY [default: %(default)s]")
+    b.add_argument("--quality-range", type=float, nargs=2, metavar=("LO", "HI"), default=None,
+                   help="only this interval of the metric (within the overlap), e.g. 26.5 40")
     return p
 
 
@@ -157,13 +163,23 @@ def cmd_bdrate(args: argparse.Namespace) -> int:
     from benchmarks import bdrate
     from benchmarks.report import HIGHER_IS_BETTER, read_curve
 
-    anchor = read_curve(args.anchor)
+    if args.anchor.startswith("published:"):
+        key = args.anchor.split(":", 1)[1]
+        curves = load_anchors(args.anchors)
+        if key not in curves or args.metric not in curves[key].values:
+            log.error("no published curve %r with %s in %s", key, args.metric, args.anchors)
+            return 2
+        a_label, a_bpp, a_values = f"{key} (published)", curves[key].bpp, curves[key].values[args.metric]
+    else:
+        anchor = read_curve(Path(args.anchor))
+        a_label, a_bpp, a_values = anchor.label, anchor.results["bpp"], anchor.results[args.metric]
+    span = "" if args.quality_range is None else f", {args.metric} in {args.quality_range[0]:g}..{args.quality_range[1]:g}"
     for t in args.tests:
         c = read_curve(t)
-        v = bdrate.bd_rate(anchor.results["bpp"], anchor.results[args.metric],
-                           c.results["bpp"], c.results[args.metric], method=args.method,
-                           higher_is_better=HIGHER_IS_BETTER.get(args.metric, True))
-        print(f"{c.label}: BD-rate ({args.metric}, {args.method}) vs {anchor.label}: {v:+.2f} %")
+        v = bdrate.bd_rate(a_bpp, a_values, c.results["bpp"], c.results[args.metric], method=args.method,
+                           higher_is_better=HIGHER_IS_BETTER.get(args.metric, True),
+                           quality_range=tuple(args.quality_range) if args.quality_range else None)
+        print(f"{c.label}: BD-rate ({args.metric}, {args.method}{span}) vs {a_label}: {v:+.2f} %")
     return 0
 
 

@@ -35,7 +35,7 @@ import diffcodec
 from bitstream import FormatError
 from diffcodec.api import get_codec
 from diffcodec.codec import Codec
-from diffcodec.registry import MODELS
+from diffcodec.registry import MODELS, RETIRED
 
 
 _reseal = bitstream.seal
@@ -96,8 +96,9 @@ def sweeps(files: list[bytes], payload_flips: int, resealed_decodes: int, seed: 
         cases = []
         for version in (0, 2, 255):
             b = bytearray(body); b[4] = version; cases.append(_reseal(bytes(b)))
-        # ids no installed model has, and every other installed model (whose fingerprint differs)
-        for model in sorted({0, 255, max(MODELS) + 1} | set(MODELS) - {body[6]}):
+        # ids no installed model has (retired ones included), and every other installed model
+        # (whose fingerprint differs)
+        for model in sorted({0, 255, max(MODELS) + 1} | set(RETIRED) | set(MODELS) - {body[6]}):
             b = bytearray(body); b[6] = model; cases.append(_reseal(bytes(b)))
         b = bytearray(body); b[7] ^= 0xFF; cases.append(_reseal(bytes(b)))  # other weights
         cases += [data + data, data + b"\0", b"\0" + data, data[:-4], b"", b"GIF89a" + data[6:],

@@ -31,11 +31,12 @@ from diffcodec.image_io import (
     to_pil,
 )
 from diffcodec.codec import quality_to_level
-from diffcodec.realism import decode_realism
-from diffcodec.registry import DEFAULT_MODEL_ID, DENOISERS, MODELS, load_denoiser_for, load_model
+from diffcodec.realism import decode_realism, denoiser_level
+from diffcodec.registry import (DEFAULT_MODEL_ID, DENOISERS, MODELS, RETIRED, denoiser_entry, load_denoiser_for,
+                                load_model)
 from diffcodec.sampler import MAX_STEPS, SamplerSettings
 
-DEFAULT_QUALITY = 70.0
+DEFAULT_QUALITY = 75.0
 
 
 class OutputExistsError(FileExistsError):
@@ -167,6 +168,10 @@ def read_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> bitstream.
     container = bitstream.parse(data, max_pixels=max_pixels)
     header = container.header
     entry = MODELS.get(header.model_id)
+    if header.model_id in RETIRED:
+        name, release = RETIRED[header.model_id]
+        raise ModelMismatchError(f"file was made by model '{name}' (id {header.model_id}), whose weights this "
+                                 f"diffcodec no longer ships; decode it with diffcodec {release}")
     if entry is None:
         raise ModelMismatchError(f"file was made by unknown model id {header.model_id}; this diffcodec has {sorted(MODELS)}")
     if bytes.fromhex(entry.sha256[:8]) != header.fingerprint:
@@ -208,7 +213,9 @@ def decompress(
     alpha = decode_alpha(container.alpha, header.width, header.height) if container.alpha is not None else None
     x = codec.synthesize(y_hat, header.quality, header.height, header.width, dtype=dtype)
     if denoiser is not None:
-        x = decode_realism(x, float(quality_to_level(codec.model, header.quality)), _on(denoiser, device), settings,
+        lam = codec.model.net.lambda_at(float(quality_to_level(codec.model, header.quality)))
+        level = denoiser_level(lam, denoiser_entry(header.model_id).lambda_range, denoiser.config.levels)
+        x = decode_realism(x, level, _on(denoiser, device), settings,
                            dtype=torch.bfloat16 if device == "cpu" else torch.float32)
     rgb = (x[0].permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
     return to_pil(rgb, alpha, header.channels)

@@ -157,7 +157,7 @@ def _apply(options):
 @main.command()
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--quality", "-Q", type=click.FloatRange(0, 100), default=None,
-              help="Quality 0 (smallest) .. 100 (best), like cjpeg/cwebp. [default: 70]")
+              help="Quality 0 (smallest) .. 100 (best), like cjpeg/cwebp. [default: 75]")
 @click.option("--target-bpp", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Choose the highest quality whose file is at most this many bits per pixel.")
 @click.option("--max-pixels", type=click.IntRange(1), default=None, help="Refuse larger images.")
@@ -242,6 +242,15 @@ def decompress(sources, fmt, max_pixels, realism, steps, guidance, eta, seed, fo
     sys.exit(_guarded(lambda: _run_batch(pairs, work, quiet)))
 
 
+def _retired_or_unknown(model_id: int) -> str:
+    from diffcodec.registry import RETIRED
+
+    if model_id in RETIRED:
+        name, release = RETIRED[model_id]
+        return f"{name} (retired: decode with diffcodec {release})"
+    return "unknown"
+
+
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per file.")
@@ -265,7 +274,7 @@ def info(files, as_json):
         fields = {
             "file": str(path), "format_version": bitstream.FORMAT_VERSION, "width": h.width, "height": h.height,
             "channels": h.channels, "source_bit_depth": h.bit_depth, "quality": h.quality,
-            "model_id": h.model_id, "model": entry.name if entry else "unknown",
+            "model_id": h.model_id, "model": entry.name if entry else _retired_or_unknown(h.model_id),
             "realism_decoder": "available" if h.model_id in DENOISERS else "none",
             "recommended_steps": h.decode_hint,
             "weights_match": bool(entry and bytes.fromhex(entry.sha256[:8]) == h.fingerprint),
@@ -294,6 +303,7 @@ def demo(image, qualities, threads):
 
     from diffcodec.api import compress_detailed, decompress
     from diffcodec.image_io import open_image
+    from diffcodec.psnr import psnr
 
     _threads(threads)
     path = image or Path(__file__).parent / "samples" / "chelsea.png"
@@ -307,11 +317,10 @@ def demo(image, qualities, threads):
             t0 = time.perf_counter()
             res = compress_detailed(source, q)
             t1 = time.perf_counter()
-            out = np.asarray(decompress(res.data).convert("RGB"), dtype=np.float64)
+            out = np.asarray(decompress(res.data).convert("RGB"))
             t2 = time.perf_counter()
-            mse = np.mean((out - source.rgb.astype(np.float64)) ** 2)
-            psnr = 10 * np.log10(255.0**2 / max(mse, 1e-12))
-            click.echo(f"quality {q:5.1f}: {len(res.data):7d} bytes  {res.bpp:.4f} bpp  PSNR {psnr:.2f} dB  "
+            quality_db = psnr(source.rgb, out)
+            click.echo(f"quality {q:5.1f}: {len(res.data):7d} bytes  {res.bpp:.4f} bpp  PSNR {quality_db:.2f} dB  "
                        f"encode {t1 - t0:.3f} s  decode {t2 - t1:.3f} s")
         return EXIT_OK
 

@@ -19,13 +19,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from diffcodec.psnr import psnr
+
 SAMPLE = Path(__file__).parent / "samples" / "chelsea.png"
 QUALITIES = (10, 50, 90)
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255.0**2 / max(mse, 1e-12)))
 
 
 def make(out: Path, device: str) -> None:
@@ -61,13 +58,13 @@ def check(directory: Path) -> list[dict]:
         row = {
             "quality": q, "gpu_bytes": len(gpu_file), "cpu_bytes": len(cpu_file),
             "same_bytes": gpu_file == cpu_file,
-            "psnr_gpu_file_on_cpu": round(_psnr(on_cpu, source), 3),
-            "psnr_cpu_file_on_cpu": round(_psnr(cpu_made, source), 3),
+            "psnr_gpu_file_on_cpu": round(psnr(on_cpu, source), 3),
+            "psnr_cpu_file_on_cpu": round(psnr(cpu_made, source), 3),
         }
         gpu_png = directory / f"gpu-q{q}.gpu.png"
         if gpu_png.exists():  # the committed copy keeps one GPU decode
             on_gpu = np.asarray(Image.open(gpu_png).convert("RGB"))
-            row["psnr_gpu_file_on_gpu"] = round(_psnr(on_gpu, source), 3)
+            row["psnr_gpu_file_on_gpu"] = round(psnr(on_gpu, source), 3)
             row["max_diff_cpu_vs_gpu_decode"] = int(np.abs(on_cpu.astype(int) - on_gpu.astype(int)).max())
             row["share_pixels_differing"] = round(float(np.mean(np.any(on_cpu != on_gpu, axis=2))), 6)
         rows.append(row)

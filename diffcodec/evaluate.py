@@ -9,7 +9,6 @@ over the first ``--limit`` images, coded with the real entropy coder (exact tabl
 from __future__ import annotations
 
 import argparse
-import math
 import tempfile
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from PIL import Image
 
 from diffcodec.codec import Codec
 from diffcodec.data import list_images
+from diffcodec.psnr import psnr
 from diffcodec.weights import export, load_weights
 
 
@@ -54,9 +54,8 @@ def evaluate(codec: Codec, images: list[Path], qualities: list[float]) -> list[t
             stream = codec.encode(x, q)
             out = codec.decode(stream, q, rgb.shape[0], rgb.shape[1])
             rec = np.round(out[0].permute(1, 2, 0).numpy() * 255)
-            mse = np.mean((rec - rgb) ** 2)
             bpps.append(len(stream) * 8 / (rgb.shape[0] * rgb.shape[1]))
-            psnrs.append(10 * math.log10(255**2 / mse))
+            psnrs.append(psnr(rgb, rec))
         rows.append((q, float(np.mean(bpps)), float(np.mean(psnrs))))
     return rows
 

@@ -121,6 +121,12 @@ class VariableRateHyperprior(nn.Module):
         frac = t / (c.levels - 1)
         return torch.exp(math.log(c.lambda_min) + frac * (math.log(c.lambda_max) - math.log(c.lambda_min)))
 
+    def lambda_at(self, t: float) -> float:
+        """Lambda at one level t, in float64 (what a decoder computes from a file's quality)."""
+        c = self.config
+        frac = t / (c.levels - 1)
+        return math.exp(math.log(c.lambda_min) + frac * (math.log(c.lambda_max) - math.log(c.lambda_min)))
+
     @staticmethod
     def _interp(table: Tensor, t: Tensor) -> Tensor:
         """Linear interpolation of rows of ``table`` (K, M) at levels ``t`` (B,) -> (B, M)."""

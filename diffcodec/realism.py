@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from fractions import Fraction
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,17 @@ def load_denoiser(path: Path, expected_sha256: str | None) -> LoadedDenoiser:
     except Exception as exc:
         raise WeightError(f"{path} is not a diffcodec denoiser weight file ({exc})") from None
     return LoadedDenoiser(net.eval().requires_grad_(False), digest)
+
+
+def denoiser_level(lam: float, lambda_range: tuple[float, float], levels: int) -> float:
+    """The denoiser's rate-level input for a file coded at rate trade-off ``lam``.
+
+    Its level input is log-spaced over ``lambda_range`` (the codec it was trained with), so
+    a codec whose level grid differs reaches it through lambda; below the range the input
+    extrapolates (the sinusoidal embedding is defined for any value).
+    """
+    lo, hi = math.log(lambda_range[0]), math.log(lambda_range[1])
+    return (math.log(lam) - lo) / (hi - lo) * (levels - 1)
 
 
 #: Large images are denoised in tiles of this many pixels, widened by the halo (both multiples of 16).

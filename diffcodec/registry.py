@@ -19,12 +19,6 @@ class ModelEntry:
 
 
 MODELS: dict[int, ModelEntry] = {
-    1: ModelEntry(
-        model_id=1,
-        name="hyperprior-vr-cpu1",
-        filename="hyperprior-vr-cpu1.safetensors",
-        sha256="b3d2b2d5547c6ef5fce94b4af6528b3000b1882f70194c3f660eda9e33c46074",
-    ),
     2: ModelEntry(
         model_id=2,
         name="channel-context-cpu2",
@@ -37,23 +31,47 @@ MODELS: dict[int, ModelEntry] = {
         filename="channel-context-gpu1.safetensors",
         sha256="2d7a3e13590c52d0c54a21b6fdc0d77bdb110edb2457804e3339f652a18eb136",
     ),
+    4: ModelEntry(
+        model_id=4,
+        name="channel-context-cpu3",
+        filename="channel-context-cpu3.safetensors",
+        sha256="f8391e6aa1293bfc82e2ac4c1b384532668d35c7a2b2743e076edeed9285cd47",
+    ),
 }
-DEFAULT_MODEL_ID = 3
+DEFAULT_MODEL_ID = 4
+
+#: Models whose weights no longer ship (the package keeps its weights near 40 MB): their files
+#: get a clear error naming the last release that decodes them.
+RETIRED: dict[int, tuple[str, str]] = {
+    1: ("hyperprior-vr-cpu1", "0.1.0"),
+}
 
 
 @dataclass(frozen=True)
 class DenoiserEntry:
-    """The realism decoder trained on the reconstructions of one codec model."""
+    """A realism decoder and the codec model whose reconstructions it refines.
+
+    The denoiser's rate-level input is log-spaced over ``lambda_range``, the rate trade-offs of
+    the codec it was trained with; a codec with another level grid (model 4 adds two levels below
+    model 3's) reaches it through lambda (:func:`diffcodec.realism.denoiser_level`).
+    """
 
     model_id: int  # the codec model it serves
     filename: str
     sha256: str
+    lambda_range: tuple[float, float] = (0.0009, 0.13)  # lambda at its lowest and highest level input
 
 
 #: Realism decoders by codec model id; a model without one decodes in fidelity mode only.
 DENOISERS: dict[int, DenoiserEntry] = {
     3: DenoiserEntry(
         model_id=3,
+        filename="realism-cc3-cpu1.safetensors",
+        sha256="49dc6a2461cc9e4e10b0983a4adfac058f6cd89d0a399cef69d036ed3fd11547",
+    ),
+    # the same network for model 4 (model 3 fine-tuned with two more levels): trained on model 3's output
+    4: DenoiserEntry(
+        model_id=4,
         filename="realism-cc3-cpu1.safetensors",
         sha256="49dc6a2461cc9e4e10b0983a4adfac058f6cd89d0a399cef69d036ed3fd11547",
     ),
@@ -75,6 +93,12 @@ def load_denoiser_for(model_id: int):
         raise RealismUnavailableError(f"model '{name}' has no realism decoder in this installation; "
                                       "decode with --steps 0 (fidelity)")
     return load_denoiser(WEIGHTS_DIR / entry.filename, entry.sha256)
+
+
+def denoiser_entry(model_id: int) -> DenoiserEntry:
+    """The registered realism decoder of a codec model (RealismUnavailableError if none)."""
+    load_denoiser_for(model_id)  # raises the user-facing error when there is none
+    return DENOISERS[model_id]
 
 
 @lru_cache(maxsize=4)

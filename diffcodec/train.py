@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import math
-import os
 import time
 from pathlib import Path
 
@@ -25,7 +23,8 @@ import torch
 from diffcodec.data import CropSampler, load_corpus
 from diffcodec.model import ModelConfig, VariableRateHyperprior
 from diffcodec.parts import load_snapshot, save_snapshot
-from diffcodec.training import SkipNonFinite, configure_device, learning_rate, lr_dropped, update_ema
+from diffcodec.training import (RunLog, SkipNonFinite, configure_device, learning_rate, lr_dropped,
+                                save_checkpoint, update_ema)
 
 
 def rd_loss(model: VariableRateHyperprior, x: torch.Tensor, t: torch.Tensor, rate_only: bool = False) -> dict:
@@ -65,6 +64,32 @@ def with_context_slices(model: VariableRateHyperprior, slices: int, width: int |
     return new
 
 
+def with_levels_below(model: VariableRateHyperprior, extra: int) -> VariableRateHyperprior:
+    """The same network with ``extra`` rate levels added below level 0, for lower bit rates.
+
+    The lambda grid keeps its log spacing, so lambda_min drops by ``extra`` steps, and the new
+    gain rows continue the log-gains linearly: at first the network codes the new levels exactly
+    as the old one's extrapolated gains did (measured before training in docs/training.md).
+    """
+    if extra <= 0:
+        return model
+    c = model.config
+    step = (math.log(c.lambda_max) - math.log(c.lambda_min)) / (c.levels - 1)
+    config = ModelConfig(**{**c.to_dict(), "levels": c.levels + extra,
+                            "lambda_min": float(math.exp(math.log(c.lambda_min) - extra * step))})
+    new = VariableRateHyperprior(config).to(next(model.parameters()).device)
+    state = {k: v for k, v in model.state_dict().items() if k not in ("log_gain", "log_inv_gain")}
+    missing, unexpected = new.load_state_dict(state, strict=False)
+    if unexpected or set(missing) != {"log_gain", "log_inv_gain"}:
+        raise ValueError(f"cannot carry weights over (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    below = torch.arange(extra, 0, -1, dtype=torch.float32, device=new.log_gain.device)[:, None]  # extra..1
+    with torch.no_grad():
+        for name in ("log_gain", "log_inv_gain"):
+            table = getattr(model, name).detach().float()
+            getattr(new, name).copy_(torch.cat([table[:1] - below * (table[1:2] - table[:1]), table]))
+    return new
+
+
 def load_learned(model: VariableRateHyperprior, state: dict[str, torch.Tensor], allow_missing: str = "") -> None:
     """Copy the parameters in ``state`` into ``model``, leaving its constant buffers as the code defines them.
 
@@ -85,12 +110,6 @@ def load_learned(model: VariableRateHyperprior, state: dict[str, torch.Tensor], 
         for name, param in params.items():
             if name in state:
                 param.copy_(state[name].to(param.dtype))
-
-
-def _atomic_save(obj: dict, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -130,6 +149,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="hidden channels of each context network")
     p.add_argument("--train-only", choices=["all", "context"], default="all",
                    help="'context' freezes every other weight and trains the context model on the rate alone")
+    p.add_argument("--levels-below", type=int, default=0,
+                   help="with --init: add this many rate levels below the lowest one (same lambda spacing, "
+                        "gains extrapolated), so the model reaches lower bit rates")
     p.add_argument("--minutes", type=float, default=None,
                    help="stop (with a checkpoint) after this many minutes of training")
     args = p.parse_args(argv)
@@ -174,6 +196,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.context_slices is not None and ck is None:
         model = with_context_slices(model, args.context_slices, args.context_width)
         config = model.config
+    if args.levels_below and ck is None:
+        if args.init is None:
+            p.error("--levels-below extends a model given with --init")
+        if init_ema is not None:
+            p.error("--levels-below starts from a .safetensors file, not a snapshot")
+        model = with_levels_below(model, args.levels_below)
+        config = model.config
+        print(f"levels extended to {config.levels}, lambda_min {config.lambda_min:.6g}", flush=True)
     torch.manual_seed(args.seed + step)  # a run initialised from a snapshot draws new levels
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
@@ -211,7 +241,7 @@ def main(argv: list[str] | None = None) -> None:
                     net.log_inv_gain -= math.log(args.rescale_gains)
             print(f"gains rescaled by {args.rescale_gains} at step {step}", flush=True)
 
-    log = open(args.out / "log.jsonl", "a")
+    log = RunLog(args.out / "log.jsonl")
     t0 = time.time()
     guard = SkipNonFinite()
     while step < args.steps:
@@ -243,13 +273,10 @@ def main(argv: list[str] | None = None) -> None:
             "psnr": round(psnr_v, 3), "aux": round(aux_v, 3), "lr": lr,
             "skipped": guard.skipped, "sec": round(time.time() - t0, 1),
         }
-        log.write(json.dumps(rec) + "\n")
-        if step % 20 == 0:
-            log.flush()
-            print(json.dumps(rec), flush=True)
+        log.write(rec)
         out_of_time = args.minutes is not None and time.time() - t0 > 60 * args.minutes
         if step % args.ckpt_every == 0 or step == args.steps or out_of_time:
-            _atomic_save(
+            save_checkpoint(
                 {
                     "model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
                     "aux_opt": aux_opt.state_dict(), "rng": sampler.rng.bit_generator.state,

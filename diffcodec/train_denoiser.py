@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import math
-import os
 import time
 from pathlib import Path
 
@@ -25,7 +23,8 @@ import torch
 from diffcodec.data import CropSampler, load_corpus
 from diffcodec.denoiser import DenoiserConfig, ResidualDenoiser
 from diffcodec.parts import load_snapshot, save_snapshot
-from diffcodec.training import SkipNonFinite, configure_device, learning_rate, lr_dropped, update_ema
+from diffcodec.training import (RunLog, SkipNonFinite, configure_device, learning_rate, lr_dropped,
+                                save_checkpoint, update_ema)
 from diffcodec.registry import DEFAULT_MODEL_ID, load_model
 from diffcodec.weights import load_weights
 
@@ -128,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
 
         lpips = LPIPSNet("alex").to(device).eval().requires_grad_(False)
 
-    log = open(args.out / "log.jsonl", "a")
+    log = RunLog(args.out / "log.jsonl")
     t0 = time.time()
     guard = SkipNonFinite()
     while step < args.steps:
@@ -149,17 +148,12 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"non-finite loss at step {step}")
         rec = {"step": step, **{k: round(v, 5) for k, v in values.items()}, "lr": lr,
                "skipped": guard.skipped, "sec": round(time.time() - t0, 1)}
-        log.write(json.dumps(rec) + "\n")
-        if step % 20 == 0:
-            log.flush()
-            print(json.dumps(rec), flush=True)
+        log.write(rec)
         out_of_time = args.minutes is not None and time.time() - t0 > 60 * args.minutes
         if step % args.ckpt_every == 0 or step == args.steps or out_of_time:
-            tmp = ckpt_path.with_suffix(".tmp")
-            torch.save({"model": net.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
-                        "rng": sampler.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-                        "step": step, "opt_start": opt_start, "config": config.to_dict()}, tmp)
-            os.replace(tmp, ckpt_path)
+            save_checkpoint({"model": net.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
+                             "rng": sampler.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                             "step": step, "opt_start": opt_start, "config": config.to_dict()}, ckpt_path)
             if args.snapshot is not None:
                 save_snapshot(args.snapshot, net.state_dict(), ema.state_dict(), step, config.to_dict())
         if out_of_time:

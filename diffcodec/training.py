@@ -1,7 +1,10 @@
 """Pieces shared by the two training loops (:mod:`diffcodec.train`, :mod:`diffcodec.train_denoiser`)."""
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterable
+from pathlib import Path
 
 import torch
 
@@ -60,3 +63,29 @@ def configure_device(device: torch.device) -> None:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
+
+
+def save_checkpoint(state: dict, path: Path) -> None:
+    """``torch.save`` through a temporary file and a rename: a run killed mid-save keeps its last checkpoint."""
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+class RunLog:
+    """One JSON line per step in ``log.jsonl`` (appended, so a resumed run continues it); every
+    ``echo_every`` steps the file is flushed and the line printed, for a person watching."""
+
+    def __init__(self, path: Path, echo_every: int = 20):
+        self.file = open(path, "a")
+        self.echo_every = echo_every
+
+    def write(self, record: dict) -> None:
+        line = json.dumps(record)
+        self.file.write(line + "\n")
+        if record["step"] % self.echo_every == 0:
+            self.file.flush()
+            print(line, flush=True)
+
+    def close(self) -> None:
+        self.file.close()

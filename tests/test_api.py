@@ -140,6 +140,16 @@ def test_unknown_model_and_mismatched_weights_rejected():
         diffcodec.decompress(_reseal(bytes(body)))
 
 
+def test_files_of_a_retired_model_name_the_release_that_decodes_them():
+    from diffcodec.registry import RETIRED
+
+    model_id, (name, release) = next(iter(RETIRED.items()))
+    body = bytearray(diffcodec.compress(Image.fromarray(_smooth(8, 8)))[:-4])
+    body[6] = model_id
+    with pytest.raises(ModelMismatchError, match=f"'{name}'.*no longer ships.*diffcodec {release}"):
+        diffcodec.decompress(_reseal(bytes(body)))
+
+
 def test_wrong_version_rejected():
     data = bytearray(diffcodec.compress(Image.fromarray(_smooth(8, 8))))
     data[4] = 7

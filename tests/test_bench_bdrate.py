@@ -77,3 +77,17 @@ def test_against_published_values_are_sane():
     for method in ("pchip", "cubic"):
         v = bdrate.bd_rate(a_r, a_q, t_r, t_q, method=method)
         assert -13.0 < v < -7.0, (method, v)  # interpolation differences only
+
+
+def test_bd_rate_over_a_quality_range_only_sees_that_range():
+    # the test codec saves 30 % of the rate below 32 dB and nothing from 32 dB up (pchip: the
+    # segments above 35.5 dB depend only on points that the two curves share)
+    test_rates = [r * (0.7 if q < 32 else 1.0) for r, q in zip(RATES, PSNR)]
+    full = bdrate.bd_rate(RATES, PSNR, test_rates, PSNR)
+    assert full < -5
+    assert bdrate.bd_rate(RATES, PSNR, test_rates, PSNR, quality_range=(35.5, 99.0)) == pytest.approx(0.0, abs=1e-9)
+    # lower-is-better metrics take the range in their own units, either order
+    lp = [1.0 - p / 50 for p in PSNR]
+    upper = bdrate.bd_rate(RATES, lp, test_rates, lp, higher_is_better=False, quality_range=(1.0 - 35.5 / 50, 0.0))
+    assert upper == pytest.approx(0.0, abs=1e-9)
+    assert math.isnan(bdrate.bd_rate(RATES, PSNR, test_rates, PSNR, quality_range=(90.0, 99.0)))

@@ -177,3 +177,20 @@ def test_realism_flag(images):
     assert r.returncode == 2
     r = run("decompress", "--help")
     assert "--realism" in r.stdout and "fidelity" in r.stdout
+
+
+def test_a_retired_models_file_is_named_and_refused_in_one_line(images):
+    import bitstream
+    from diffcodec.registry import RETIRED
+
+    model_id, (name, release) = next(iter(RETIRED.items()))
+    assert run("compress", images / "a.png", images / "a.dcf").returncode == 0
+    body = bytearray((images / "a.dcf").read_bytes()[:-4])
+    body[6] = model_id
+    (images / "old.dcf").write_bytes(bitstream.seal(bytes(body)))
+    r = run("info", images / "old.dcf")
+    assert r.returncode == 0 and f"model: {name} (retired: decode with diffcodec {release})" in r.stdout
+    r = run("decompress", images / "old.dcf", images / "old.png")
+    assert r.returncode == 1 and f"diffcodec {release}" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (images / "old.png").exists()
+    _no_traceback(r)

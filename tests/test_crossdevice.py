@@ -14,6 +14,7 @@ from PIL import Image
 
 from diffcodec import crossdevice
 from diffcodec.api import decompress, read_header
+from diffcodec.psnr import psnr
 
 DATA = Path(__file__).parent / "data" / "crossdevice"
 
@@ -36,7 +37,7 @@ def test_gpu_encoded_files_decode_on_cpu_like_cpu_encoded_ones():
         # way); the decoded quality must be the CPU file's, not garbage from a desynchronised
         # entropy decoder.
         assert abs(len(gpu_file) - len(cpu_file)) <= 0.01 * len(cpu_file)
-        assert abs(crossdevice._psnr(on_cpu, source) - crossdevice._psnr(cpu_made, source)) < 0.05
+        assert abs(psnr(on_cpu, source) - psnr(cpu_made, source)) < 0.05
 
 
 def test_cpu_decode_matches_the_gpu_decode_up_to_float_rounding():

@@ -63,6 +63,42 @@ def test_load_learned_refuses_weights_of_another_shape():
     assert torch.equal(small.g_a[0].weight, state["g_a.0.weight"])
 
 
+def test_levels_below_extends_the_rate_grid_and_keeps_every_old_level():
+    from diffcodec.model import ModelConfig, VariableRateHyperprior
+
+    torch.manual_seed(0)
+    old = VariableRateHyperprior(ModelConfig(n=16, m=24, levels=4, lambda_min=0.001, lambda_max=0.064))
+    with torch.no_grad():
+        old.log_gain.normal_()
+        old.log_inv_gain.normal_()
+    new = train.with_levels_below(old, 2)
+    assert new.config.levels == 6 and new.config.lambda_min == pytest.approx(0.001 / 4**2)
+    assert torch.equal(new.g_s[0].weight, old.g_s[0].weight)
+    # level t of the old grid is level t + 2 of the new one, with the same lambda and gains,
+    # extrapolated levels included: the new rows continue the old table linearly
+    for t in (-2.0, -1.5, -0.25, 0.0, 1.3, 3.0):
+        assert new.lambda_at(t + 2) == pytest.approx(old.lambda_at(t), rel=1e-12)
+        for a, b in zip(old.gains(torch.tensor([t])), new.gains(torch.tensor([t + 2]))):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert train.with_levels_below(old, 0) is old
+
+
+def test_levels_below_from_the_command_line(tmp_path, capsys):
+    data = _data(tmp_path)
+    run = tmp_path / "run"
+    common = ["--data", str(data), "--batch", "2", "--crop", "64", "--n", "16", "--m", "24", "--threads", "1"]
+    train.main([*common, "--out", str(run), "--steps", "1"])
+    weights = tmp_path / "w.safetensors"
+    export_mod.main([str(run / "checkpoint.pt"), str(weights)])
+    wide = tmp_path / "wide"
+    train.main([*common, "--out", str(wide), "--steps", "1", "--init", str(weights), "--levels-below", "2"])
+    ck = torch.load(wide / "checkpoint.pt", weights_only=False)
+    assert ck["config"]["levels"] == 10 and ck["ema"]["log_gain"].shape[0] == 10
+    with pytest.raises(SystemExit):
+        train.main([*common, "--out", str(tmp_path / "bad"), "--steps", "1", "--levels-below", "2"])
+    assert "--levels-below extends a model given with --init" in capsys.readouterr().err
+
+
 def test_rescale_gains_on_resume_scales_gains_and_inverse_gains(tmp_path):
     import math
 
