@@ -23,8 +23,8 @@ import torch
 from diffcodec.data import CropSampler, load_corpus
 from diffcodec.model import ModelConfig, VariableRateHyperprior
 from diffcodec.parts import load_snapshot, save_snapshot
-from diffcodec.training import (RunLog, SkipNonFinite, configure_device, learning_rate, lr_dropped,
-                                save_checkpoint, update_ema)
+from diffcodec.training import (RunLog, SkipNonFinite, checkpoint_state, configure_device, learning_rate,
+                                lr_dropped, restore_checkpoint, save_checkpoint, update_ema)
 
 
 def rd_loss(model: VariableRateHyperprior, x: torch.Tensor, t: torch.Tensor, rate_only: bool = False) -> dict:
@@ -225,14 +225,7 @@ def main(argv: list[str] | None = None) -> None:
 
     sampler = CropSampler(load_corpus(args.data, args.crop), args.crop, args.seed + step)
     if ck is not None:
-        model.load_state_dict(ck["model"])
-        ema.load_state_dict(ck["ema"])
-        opt.load_state_dict(ck["opt"])
-        aux_opt.load_state_dict(ck["aux_opt"])
-        sampler.rng.bit_generator.state = ck["rng"]
-        torch.set_rng_state(ck["torch_rng"])
-        step = ck["step"]
-        opt_start = ck.get("opt_start", 0)
+        step, opt_start = restore_checkpoint(ck, model, ema, {"opt": opt, "aux_opt": aux_opt}, sampler.rng)
         print(f"resumed from step {step}", flush=True)
         if args.rescale_gains is not None:
             with torch.no_grad():
@@ -276,16 +269,9 @@ def main(argv: list[str] | None = None) -> None:
         log.write(rec)
         out_of_time = args.minutes is not None and time.time() - t0 > 60 * args.minutes
         if step % args.ckpt_every == 0 or step == args.steps or out_of_time:
-            save_checkpoint(
-                {
-                    "model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
-                    "aux_opt": aux_opt.state_dict(), "rng": sampler.rng.bit_generator.state,
-                    "torch_rng": torch.get_rng_state(), "step": step, "opt_start": opt_start,
-                    "config": config.to_dict(),
-                    "args": {k: str(v) for k, v in vars(args).items()},
-                },
-                ckpt_path,
-            )
+            save_checkpoint(checkpoint_state(model, ema, {"opt": opt, "aux_opt": aux_opt}, sampler.rng, step, opt_start,
+                                             config.to_dict(), args={k: str(v) for k, v in vars(args).items()}),
+                            ckpt_path)
             if args.snapshot is not None:
                 save_snapshot(args.snapshot, model.state_dict(), ema.state_dict(), step, config.to_dict())
         if out_of_time:

@@ -23,8 +23,8 @@ import torch
 from diffcodec.data import CropSampler, load_corpus
 from diffcodec.denoiser import DenoiserConfig, ResidualDenoiser
 from diffcodec.parts import load_snapshot, save_snapshot
-from diffcodec.training import (RunLog, SkipNonFinite, configure_device, learning_rate, lr_dropped,
-                                save_checkpoint, update_ema)
+from diffcodec.training import (RunLog, SkipNonFinite, checkpoint_state, configure_device, learning_rate,
+                                lr_dropped, restore_checkpoint, save_checkpoint, update_ema)
 from diffcodec.registry import DEFAULT_MODEL_ID, load_model
 from diffcodec.weights import load_weights
 
@@ -113,12 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(args.seed + step)
     sampler = CropSampler(load_corpus(args.data, args.crop), args.crop, args.seed + step)
     if ck is not None:
-        net.load_state_dict(ck["model"])
-        ema.load_state_dict(ck["ema"])
-        opt.load_state_dict(ck["opt"])
-        sampler.rng.bit_generator.state = ck["rng"]
-        torch.set_rng_state(ck["torch_rng"])
-        step, opt_start = ck["step"], ck.get("opt_start", 0)
+        step, opt_start = restore_checkpoint(ck, net, ema, {"opt": opt}, sampler.rng)
         print(f"resumed from step {step}", flush=True)
 
     lpips = None
@@ -151,9 +146,8 @@ def main(argv: list[str] | None = None) -> None:
         log.write(rec)
         out_of_time = args.minutes is not None and time.time() - t0 > 60 * args.minutes
         if step % args.ckpt_every == 0 or step == args.steps or out_of_time:
-            save_checkpoint({"model": net.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
-                             "rng": sampler.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-                             "step": step, "opt_start": opt_start, "config": config.to_dict()}, ckpt_path)
+            save_checkpoint(checkpoint_state(net, ema, {"opt": opt}, sampler.rng, step, opt_start, config.to_dict()),
+                            ckpt_path)
             if args.snapshot is not None:
                 save_snapshot(args.snapshot, net.state_dict(), ema.state_dict(), step, config.to_dict())
         if out_of_time:

@@ -65,6 +65,28 @@ def configure_device(device: torch.device) -> None:
         torch.backends.cudnn.benchmark = True
 
 
+def checkpoint_state(model: torch.nn.Module, ema: torch.nn.Module, optimizers: dict[str, torch.optim.Optimizer],
+                     sampler_rng, step: int, opt_start: int, config: dict, **extra) -> dict:
+    """Everything a run needs to continue exactly: weights, EMA, optimizers (under their keys,
+    e.g. ``opt``, ``aux_opt``), both random generators, the step and the architecture."""
+    return {"model": model.state_dict(), "ema": ema.state_dict(),
+            **{key: opt.state_dict() for key, opt in optimizers.items()},
+            "rng": sampler_rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+            "step": step, "opt_start": opt_start, "config": config, **extra}
+
+
+def restore_checkpoint(ck: dict, model: torch.nn.Module, ema: torch.nn.Module,
+                       optimizers: dict[str, torch.optim.Optimizer], sampler_rng) -> tuple[int, int]:
+    """Load a :func:`checkpoint_state` dict into a freshly built run; returns (step, opt_start)."""
+    model.load_state_dict(ck["model"])
+    ema.load_state_dict(ck["ema"])
+    for key, opt in optimizers.items():
+        opt.load_state_dict(ck[key])
+    sampler_rng.bit_generator.state = ck["rng"]
+    torch.set_rng_state(ck["torch_rng"])
+    return ck["step"], ck.get("opt_start", 0)
+
+
 def save_checkpoint(state: dict, path: Path) -> None:
     """``torch.save`` through a temporary file and a rename: a run killed mid-save keeps its last checkpoint."""
     tmp = path.with_suffix(".tmp")
