@@ -32,8 +32,7 @@ from diffcodec.image_io import (
 )
 from diffcodec.codec import quality_to_level
 from diffcodec.realism import decode_realism, denoiser_level
-from diffcodec.registry import (DEFAULT_MODEL_ID, DENOISERS, MODELS, RETIRED, denoiser_entry, load_denoiser_for,
-                                load_model)
+from diffcodec.registry import DEFAULT_MODEL_ID, DENOISERS, MODELS, RETIRED, load_denoiser_for, load_model
 from diffcodec.sampler import MAX_STEPS, SamplerSettings
 
 DEFAULT_QUALITY = 75.0
@@ -214,7 +213,7 @@ def decompress(
     x = codec.synthesize(y_hat, header.quality, header.height, header.width, dtype=dtype)
     if denoiser is not None:
         lam = codec.model.net.lambda_at(float(quality_to_level(codec.model, header.quality)))
-        level = denoiser_level(lam, denoiser_entry(header.model_id).lambda_range, denoiser.config.levels)
+        level = denoiser_level(lam, DENOISERS[header.model_id].lambda_range, denoiser.config.levels)
         x = decode_realism(x, level, _on(denoiser, device), settings,
                            dtype=torch.bfloat16 if device == "cpu" else torch.float32)
     rgb = (x[0].permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)

@@ -123,9 +123,7 @@ class VariableRateHyperprior(nn.Module):
 
     def lambda_at(self, t: float) -> float:
         """Lambda at one level t, in float64 (what a decoder computes from a file's quality)."""
-        c = self.config
-        frac = t / (c.levels - 1)
-        return math.exp(math.log(c.lambda_min) + frac * (math.log(c.lambda_max) - math.log(c.lambda_min)))
+        return float(self.level_lambda(torch.tensor(t, dtype=torch.float64)))
 
     @staticmethod
     def _interp(table: Tensor, t: Tensor) -> Tensor:

@@ -49,56 +49,48 @@ RETIRED: dict[int, tuple[str, str]] = {
 
 @dataclass(frozen=True)
 class DenoiserEntry:
-    """A realism decoder and the codec model whose reconstructions it refines.
+    """A realism decoder's weight file and the rate trade-offs its level input was trained on.
 
-    The denoiser's rate-level input is log-spaced over ``lambda_range``, the rate trade-offs of
-    the codec it was trained with; a codec with another level grid (model 4 adds two levels below
-    model 3's) reaches it through lambda (:func:`diffcodec.realism.denoiser_level`).
+    The denoiser's rate-level input is log-spaced over ``lambda_range``, the lambdas of the codec
+    it was trained with; a codec with another level grid (model 4 adds two levels below model
+    3's) reaches it through lambda (:func:`diffcodec.realism.denoiser_level`).
     """
 
-    model_id: int  # the codec model it serves
     filename: str
     sha256: str
     lambda_range: tuple[float, float] = (0.0009, 0.13)  # lambda at its lowest and highest level input
 
 
+#: trained on model 3's reconstructions; model 4 is model 3 fine-tuned with two more levels
+REALISM_CC3 = DenoiserEntry(
+    filename="realism-cc3-cpu1.safetensors",
+    sha256="49dc6a2461cc9e4e10b0983a4adfac058f6cd89d0a399cef69d036ed3fd11547",
+)
+
 #: Realism decoders by codec model id; a model without one decodes in fidelity mode only.
-DENOISERS: dict[int, DenoiserEntry] = {
-    3: DenoiserEntry(
-        model_id=3,
-        filename="realism-cc3-cpu1.safetensors",
-        sha256="49dc6a2461cc9e4e10b0983a4adfac058f6cd89d0a399cef69d036ed3fd11547",
-    ),
-    # the same network for model 4 (model 3 fine-tuned with two more levels): trained on model 3's output
-    4: DenoiserEntry(
-        model_id=4,
-        filename="realism-cc3-cpu1.safetensors",
-        sha256="49dc6a2461cc9e4e10b0983a4adfac058f6cd89d0a399cef69d036ed3fd11547",
-    ),
-}
+DENOISERS: dict[int, DenoiserEntry] = {3: REALISM_CC3, 4: REALISM_CC3}
 
 
 class RealismUnavailableError(ValueError):
     """The file's model has no realism decoder in this installation."""
 
 
-@lru_cache(maxsize=4)
 def load_denoiser_for(model_id: int):
-    """Load (once per process) and checksum-verify the realism decoder of a codec model."""
-    from diffcodec.realism import load_denoiser
-
+    """The checksum-verified realism decoder of a codec model (RealismUnavailableError if none)."""
     entry = DENOISERS.get(model_id)
     if entry is None:
         name = MODELS[model_id].name if model_id in MODELS else f"id {model_id}"
         raise RealismUnavailableError(f"model '{name}' has no realism decoder in this installation; "
                                       "decode with --steps 0 (fidelity)")
-    return load_denoiser(WEIGHTS_DIR / entry.filename, entry.sha256)
+    return load_denoiser_file(WEIGHTS_DIR / entry.filename, entry.sha256)
 
 
-def denoiser_entry(model_id: int) -> DenoiserEntry:
-    """The registered realism decoder of a codec model (RealismUnavailableError if none)."""
-    load_denoiser_for(model_id)  # raises the user-facing error when there is none
-    return DENOISERS[model_id]
+@lru_cache(maxsize=4)
+def load_denoiser_file(path: Path, sha256: str):
+    """Load a denoiser file once per process, however many codec models it serves."""
+    from diffcodec.realism import load_denoiser
+
+    return load_denoiser(path, sha256)
 
 
 @lru_cache(maxsize=4)

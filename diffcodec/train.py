@@ -16,6 +16,7 @@ import argparse
 import copy
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -49,6 +50,18 @@ def rd_loss(model: VariableRateHyperprior, x: torch.Tensor, t: torch.Tensor, rat
     return {"loss": loss, "bpp": bpp.mean(), "psnr": psnr}
 
 
+def _rebuilt(model: VariableRateHyperprior, state: dict[str, torch.Tensor],
+             missing_ok: Callable[[list[str]], bool], **changes) -> VariableRateHyperprior:
+    """A network of ``model``'s config with ``changes``, holding ``state``; ``missing_ok(names)``
+    says which of the new network's entries ``state`` may lack (they keep their initialisation)."""
+    config = ModelConfig(**{**model.config.to_dict(), **changes})
+    new = VariableRateHyperprior(config).to(next(model.parameters()).device)
+    missing, unexpected = new.load_state_dict(state, strict=False)
+    if unexpected or not missing_ok(missing):
+        raise ValueError(f"cannot carry weights over (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    return new
+
+
 def with_context_slices(model: VariableRateHyperprior, slices: int, width: int | None = None) -> VariableRateHyperprior:
     """The same network with ``slices`` context slices; new context networks start at zero (a no-op)."""
     width = width or model.config.context_width
@@ -56,12 +69,8 @@ def with_context_slices(model: VariableRateHyperprior, slices: int, width: int |
         return model
     if model.config.context_slices > 1:
         raise ValueError("the model already has a context model of another shape")
-    config = ModelConfig(**{**model.config.to_dict(), "context_slices": slices, "context_width": width})
-    new = VariableRateHyperprior(config).to(next(model.parameters()).device)
-    missing, unexpected = new.load_state_dict(model.state_dict(), strict=False)
-    if unexpected or any(not k.startswith("context.") for k in missing):
-        raise ValueError(f"cannot carry weights over (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    return new
+    return _rebuilt(model, model.state_dict(), lambda missing: all(k.startswith("context.") for k in missing),
+                    context_slices=slices, context_width=width)
 
 
 def with_levels_below(model: VariableRateHyperprior, extra: int) -> VariableRateHyperprior:
@@ -75,16 +84,13 @@ def with_levels_below(model: VariableRateHyperprior, extra: int) -> VariableRate
         return model
     c = model.config
     step = (math.log(c.lambda_max) - math.log(c.lambda_min)) / (c.levels - 1)
-    config = ModelConfig(**{**c.to_dict(), "levels": c.levels + extra,
-                            "lambda_min": float(math.exp(math.log(c.lambda_min) - extra * step))})
-    new = VariableRateHyperprior(config).to(next(model.parameters()).device)
-    state = {k: v for k, v in model.state_dict().items() if k not in ("log_gain", "log_inv_gain")}
-    missing, unexpected = new.load_state_dict(state, strict=False)
-    if unexpected or set(missing) != {"log_gain", "log_inv_gain"}:
-        raise ValueError(f"cannot carry weights over (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    gains = {"log_gain", "log_inv_gain"}
+    new = _rebuilt(model, {k: v for k, v in model.state_dict().items() if k not in gains},
+                   lambda missing: set(missing) == gains,
+                   levels=c.levels + extra, lambda_min=float(math.exp(math.log(c.lambda_min) - extra * step)))
     below = torch.arange(extra, 0, -1, dtype=torch.float32, device=new.log_gain.device)[:, None]  # extra..1
     with torch.no_grad():
-        for name in ("log_gain", "log_inv_gain"):
+        for name in gains:
             table = getattr(model, name).detach().float()
             getattr(new, name).copy_(torch.cat([table[:1] - below * (table[1:2] - table[:1]), table]))
     return new

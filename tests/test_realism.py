@@ -154,16 +154,16 @@ def test_api_realism_mode(monkeypatch, tmp_path):
     for prm in net.parameters():
         prm.data.normal_(0, 0.05)
     path = tmp_path / "den.safetensors"
-    entry = registry.DenoiserEntry(model_id, path.name, export_denoiser(net, path))
+    entry = registry.DenoiserEntry(path.name, export_denoiser(net, path))
     monkeypatch.setattr(registry, "WEIGHTS_DIR", tmp_path)
     monkeypatch.setitem(registry.DENOISERS, model_id, entry)
-    registry.load_denoiser_for.cache_clear()
+    registry.load_denoiser_file.cache_clear()
     try:
         a = np.asarray(diffcodec.decompress(data, steps=2, seed=3, eta=0.5))
         b = np.asarray(diffcodec.decompress(data, steps=2, seed=3, eta=0.5))
         c = np.asarray(diffcodec.decompress(data, steps=2, seed=4, eta=0.5))
     finally:
-        registry.load_denoiser_for.cache_clear()
+        registry.load_denoiser_file.cache_clear()
         api._on.cache_clear()
     assert a.shape == fidelity.shape and np.array_equal(a, b) and not np.array_equal(a, c)
     assert not np.array_equal(a, fidelity)
