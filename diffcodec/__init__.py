@@ -10,7 +10,7 @@ from diffcodec.api import (
     read_header,
 )
 
-__version__ = "0.2.0"
+__version__ = "0.2.1"
 __all__ = [
     "DEFAULT_QUALITY", "OutputExistsError", "compress", "compress_detailed", "compress_file", "decompress",
     "decompress_file", "read_header", "__version__",

@@ -31,8 +31,9 @@ from diffcodec.image_io import (
     to_pil,
 )
 from diffcodec.codec import quality_to_level
-from diffcodec.realism import decode_realism, denoiser_level
-from diffcodec.registry import DEFAULT_MODEL_ID, DENOISERS, MODELS, RETIRED, load_denoiser_for, load_model
+from diffcodec.realism import RealismDecoder, decode_realism
+from diffcodec.registry import (DEFAULT_MODEL_ID, DENOISERS, MODELS, RETIRED, load_model, model_label,
+                                realism_decoder_for)
 from diffcodec.sampler import MAX_STEPS, SamplerSettings
 
 DEFAULT_QUALITY = 75.0
@@ -168,9 +169,8 @@ def read_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> bitstream.
     header = container.header
     entry = MODELS.get(header.model_id)
     if header.model_id in RETIRED:
-        name, release = RETIRED[header.model_id]
-        raise ModelMismatchError(f"file was made by model '{name}' (id {header.model_id}), whose weights this "
-                                 f"diffcodec no longer ships; decode it with diffcodec {release}")
+        raise ModelMismatchError(f"file was made by model id {header.model_id}, {model_label(header.model_id)}, "
+                                 "whose weights this diffcodec no longer ships")
     if entry is None:
         raise ModelMismatchError(f"file was made by unknown model id {header.model_id}; this diffcodec has {sorted(MODELS)}")
     if bytes.fromhex(entry.sha256[:8]) != header.fingerprint:
@@ -191,30 +191,32 @@ def decompress(
     guidance: float = 1.0,
     eta: float = 0.0,
     seed: int = 0,
+    realism_decoder: RealismDecoder | None = None,
 ) -> Image.Image:
     """Decode .dcf bytes to a PIL image of the source's kind (L, LA, RGB or RGBA).
 
     ``steps`` picks the decoder: 0 is the fidelity (MSE) decoder; 1-64 sample the realism
     decoder's residual in that many steps (``guidance``, ``eta`` and ``seed`` as in
     :class:`diffcodec.sampler.SamplerSettings`); None follows the file's recommendation.
+    ``realism_decoder`` replaces the registered one (to evaluate a training run).
     """
     container = read_header(data, max_pixels)
     header = container.header
     if header.decode_hint > MAX_STEPS:
         raise bitstream.CorruptError(f"corrupt header: decoder hint {header.decode_hint} out of range")
     if steps is None:  # the file's recommendation, where this installation can follow it
-        steps = header.decode_hint if header.model_id in DENOISERS else 0
+        steps = header.decode_hint if header.model_id in DENOISERS or realism_decoder else 0
     settings = SamplerSettings(steps=steps, eta=eta, guidance=guidance, seed=seed)
     device = _resolve_device(device)
-    denoiser = load_denoiser_for(header.model_id).net if settings.steps else None  # fail before heavy work
+    if settings.steps and realism_decoder is None:
+        realism_decoder = realism_decoder_for(header.model_id)  # fail before heavy work
     codec = get_codec(header.model_id, device)
     y_hat = codec.decode_latent(container.latent, header.height, header.width)
     alpha = decode_alpha(container.alpha, header.width, header.height) if container.alpha is not None else None
     x = codec.synthesize(y_hat, header.quality, header.height, header.width, dtype=dtype)
-    if denoiser is not None:
+    if settings.steps:
         lam = codec.model.net.lambda_at(float(quality_to_level(codec.model, header.quality)))
-        level = denoiser_level(lam, DENOISERS[header.model_id].lambda_range, denoiser.config.levels)
-        x = decode_realism(x, level, _on(denoiser, device), settings,
+        x = decode_realism(x, realism_decoder.level(lam), _on(realism_decoder.net, device), settings,
                            dtype=torch.bfloat16 if device == "cpu" else torch.float32)
     rgb = (x[0].permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
     return to_pil(rgb, alpha, header.channels)

@@ -242,15 +242,6 @@ def decompress(sources, fmt, max_pixels, realism, steps, guidance, eta, seed, fo
     sys.exit(_guarded(lambda: _run_batch(pairs, work, quiet)))
 
 
-def _retired_or_unknown(model_id: int) -> str:
-    from diffcodec.registry import RETIRED
-
-    if model_id in RETIRED:
-        name, release = RETIRED[model_id]
-        return f"{name} (retired: decode with diffcodec {release})"
-    return "unknown"
-
-
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per file.")
@@ -258,7 +249,7 @@ def info(files, as_json):
     """Show the header of .dcf files (size, quality, model, bpp) without decoding them."""
     import bitstream
 
-    from diffcodec.registry import DENOISERS, MODELS
+    from diffcodec.registry import DENOISERS, MODELS, model_label
 
     failed = False
     for path in files:
@@ -274,7 +265,7 @@ def info(files, as_json):
         fields = {
             "file": str(path), "format_version": bitstream.FORMAT_VERSION, "width": h.width, "height": h.height,
             "channels": h.channels, "source_bit_depth": h.bit_depth, "quality": h.quality,
-            "model_id": h.model_id, "model": entry.name if entry else _retired_or_unknown(h.model_id),
+            "model_id": h.model_id, "model": model_label(h.model_id),
             "realism_decoder": "available" if h.model_id in DENOISERS else "none",
             "recommended_steps": h.decode_hint,
             "weights_match": bool(entry and bytes.fromhex(entry.sha256[:8]) == h.fingerprint),

@@ -32,6 +32,22 @@ class LoadedDenoiser:
     sha256: str
 
 
+@dataclass(frozen=True)
+class RealismDecoder:
+    """A denoiser and the lambdas its rate-level input spans: all that realism decoding needs.
+
+    The registry makes one for each shipped denoiser; :func:`diffcodec.decompress` also takes
+    one directly, to look at a denoiser that is not registered (a training checkpoint).
+    """
+
+    net: ResidualDenoiser
+    lambda_range: tuple[float, float]
+
+    def level(self, lam: float) -> float:
+        """The level input for a file coded at rate trade-off ``lam``."""
+        return denoiser_level(lam, self.lambda_range, self.net.config.levels)
+
+
 def export_denoiser(net: ResidualDenoiser, path: Path) -> str:
     """fp16 safetensors with the config as metadata; returns the SHA-256."""
     tensors = {k: v.detach().cpu().half().contiguous() for k, v in net.state_dict().items()}
@@ -54,7 +70,7 @@ def load_denoiser(path: Path, expected_sha256: str | None) -> LoadedDenoiser:
     return LoadedDenoiser(net.eval().requires_grad_(False), digest)
 
 
-def denoiser_level(lam: float, lambda_range: tuple[float, float], levels: int) -> float:
+def denoiser_level(lam: float | Tensor, lambda_range: tuple[float, float], levels: int) -> float | Tensor:
     """The denoiser's rate-level input for a file coded at rate trade-off ``lam``.
 
     Its level input is log-spaced over ``lambda_range`` (the codec it was trained with), so
@@ -62,7 +78,8 @@ def denoiser_level(lam: float, lambda_range: tuple[float, float], levels: int) -
     extrapolates (the sinusoidal embedding is defined for any value).
     """
     lo, hi = math.log(lambda_range[0]), math.log(lambda_range[1])
-    return (math.log(lam) - lo) / (hi - lo) * (levels - 1)
+    log_lam = torch.log(lam) if isinstance(lam, Tensor) else math.log(lam)  # a tensor in training
+    return (log_lam - lo) / (hi - lo) * (levels - 1)
 
 
 #: Large images are denoised in tiles of this many pixels, widened by the halo (both multiples of 16).

@@ -47,6 +47,16 @@ RETIRED: dict[int, tuple[str, str]] = {
 }
 
 
+def model_label(model_id: int) -> str:
+    """A model id as people read it: its name, a retired model's name and the release that decodes it, or 'unknown'."""
+    if model_id in MODELS:
+        return MODELS[model_id].name
+    if model_id in RETIRED:
+        name, release = RETIRED[model_id]
+        return f"{name} (retired: decode with diffcodec {release})"
+    return "unknown"
+
+
 @dataclass(frozen=True)
 class DenoiserEntry:
     """A realism decoder's weight file and the rate trade-offs its level input was trained on.
@@ -61,28 +71,31 @@ class DenoiserEntry:
     lambda_range: tuple[float, float] = (0.0009, 0.13)  # lambda at its lowest and highest level input
 
 
-#: trained on model 3's reconstructions; model 4 is model 3 fine-tuned with two more levels
-REALISM_CC3 = DenoiserEntry(
-    filename="realism-cc3-cpu1.safetensors",
-    sha256="49dc6a2461cc9e4e10b0983a4adfac058f6cd89d0a399cef69d036ed3fd11547",
+#: trained on model 3's and then model 4's reconstructions (model 4 is model 3 fine-tuned with
+#: two more levels below); its level input keeps model 3's lambda scale (--lambda-range)
+REALISM_CC4 = DenoiserEntry(
+    filename="realism-cc4-cpu1.safetensors",
+    sha256="01af8a104764bfcf2336914b99aeb922ad61e573feed3977f4888e6815d59f12",
+    lambda_range=(0.0009, 0.13),
 )
 
 #: Realism decoders by codec model id; a model without one decodes in fidelity mode only.
-DENOISERS: dict[int, DenoiserEntry] = {3: REALISM_CC3, 4: REALISM_CC3}
+DENOISERS: dict[int, DenoiserEntry] = {3: REALISM_CC4, 4: REALISM_CC4}
 
 
 class RealismUnavailableError(ValueError):
     """The file's model has no realism decoder in this installation."""
 
 
-def load_denoiser_for(model_id: int):
+def realism_decoder_for(model_id: int):
     """The checksum-verified realism decoder of a codec model (RealismUnavailableError if none)."""
+    from diffcodec.realism import RealismDecoder
+
     entry = DENOISERS.get(model_id)
     if entry is None:
-        name = MODELS[model_id].name if model_id in MODELS else f"id {model_id}"
-        raise RealismUnavailableError(f"model '{name}' has no realism decoder in this installation; "
-                                      "decode with --steps 0 (fidelity)")
-    return load_denoiser_file(WEIGHTS_DIR / entry.filename, entry.sha256)
+        raise RealismUnavailableError(f"model '{model_label(model_id)}' has no realism decoder in this "
+                                      "installation; decode with --steps 0 (fidelity)")
+    return RealismDecoder(load_denoiser_file(WEIGHTS_DIR / entry.filename, entry.sha256).net, entry.lambda_range)
 
 
 @lru_cache(maxsize=4)

@@ -5,8 +5,9 @@
 Per crop: a random rate level, the frozen codec's fidelity reconstruction ``x_f`` (real
 rounding), the normalised residual ``r_0 = (x - x_f) / scale``, a random time ``t`` and
 ``r_t = alpha r_0 + sigma eps``; the loss is the MSE of the v-prediction, plus optionally
-LPIPS (AlexNet, the benchmark's offline implementation) of ``x_f + scale * r_0_hat``
-against the crop. With probability ``--p-uncond`` the condition ``x_f`` is dropped, which
+LPIPS (AlexNet) and DISTS (the benchmark's offline implementations) of ``x_f + scale * r_0_hat``
+against the crop; ``--t-one-fraction`` puts a share of each batch at ``t = 1``, the
+one-step decode's input. With probability ``--p-uncond`` the condition ``x_f`` is dropped, which
 classifier-free guidance needs at decode time. Checkpoints, ``--snapshot``, ``--init DIR``
 and ``--minutes`` work as in :mod:`diffcodec.train`.
 """
@@ -23,21 +24,47 @@ import torch
 from diffcodec.data import CropSampler, load_corpus
 from diffcodec.denoiser import DenoiserConfig, ResidualDenoiser
 from diffcodec.parts import load_snapshot, save_snapshot
+from diffcodec.realism import denoiser_level
 from diffcodec.training import (RunLog, SkipNonFinite, checkpoint_state, configure_device, learning_rate,
                                 lr_dropped, restore_checkpoint, save_checkpoint, update_ema)
 from diffcodec.registry import DEFAULT_MODEL_ID, load_model
 from diffcodec.weights import load_weights
 
 
+def diffusion_times(b: int, t_one_fraction: float, device: torch.device | str = "cpu") -> torch.Tensor:
+    """``t ~ U[0, 1]``, except that the first ``round(b * t_one_fraction)`` crops get ``t = 1``.
+
+    ``t = 1`` is the input of the one-step decode (pure noise), so a share of crops there
+    trains the path that ``--realism`` actually runs, with its LPIPS term, instead of leaving
+    it to the one crop in many that uniform sampling puts near 1.
+    """
+    t = torch.rand(b, device=device)
+    t[: round(b * t_one_fraction)] = 1.0
+    return t
+
+
 def denoiser_loss(net: ResidualDenoiser, codec_net, x: torch.Tensor, p_uncond: float,
-                  lpips=None, lpips_weight: float = 0.0) -> dict:
-    """v-prediction MSE (+ LPIPS of the implied clean image) for one batch of crops in [0, 1]."""
+                  lpips=None, lpips_weight: float = 0.0, t_one_fraction: float = 0.0,
+                  mse_weight: float = 1.0, lambda_range: tuple[float, float] | None = None,
+                  dists=None, dists_weight: float = 0.0) -> dict:
+    """``mse_weight`` x v-prediction MSE (+ LPIPS, DISTS of the implied clean image) for crops in [0, 1].
+
+    DISTS (a VGG16 per crop, ~15x LPIPS's cost on a CPU) is taken on the crops at ``t = 1``
+    only when there are any, else on all: those are the crops the one-step decode is made of.
+
+    ``lambda_range``: the lambdas the denoiser's level input spans (default: the frozen
+    codec's own levels); the input is computed from each crop's lambda exactly as at decode
+    time (:func:`diffcodec.realism.denoiser_level`), so a denoiser can be trained further on
+    a codec with another level grid.
+    """
     b = x.shape[0]
     level = torch.rand(b, device=x.device) * (codec_net.config.levels - 1)
     x_f = codec_net.reconstruct(x, level)
+    if lambda_range is not None:
+        level = denoiser_level(codec_net.level_lambda(level), lambda_range, net.config.levels)
     scale = net.config.residual_scale
     r0 = (x - x_f) / scale
-    t = torch.rand(b, device=x.device)
+    t = diffusion_times(b, t_one_fraction, x.device)
     a = torch.cos(math.pi * t / 2)[:, None, None, None]
     s = torch.sin(math.pi * t / 2)[:, None, None, None]
     eps = torch.randn_like(r0)
@@ -48,13 +75,18 @@ def denoiser_loss(net: ResidualDenoiser, codec_net, x: torch.Tensor, p_uncond: f
     v_hat = torch.where(keep, cond_pred, uncond_pred)
     v = a * eps - s * r0
     mse = ((v_hat - v) ** 2).mean()
-    loss = mse
+    loss = mse_weight * mse
     out = {"mse_v": mse}
+    x0_hat = (x_f + scale * (a * r_t - s * v_hat)).clamp(0, 1)
     if lpips is not None and lpips_weight > 0:
-        x0_hat = (x_f + scale * (a * r_t - s * v_hat)).clamp(0, 1)
         perceptual = lpips(x0_hat, x).mean()
         loss = loss + lpips_weight * perceptual
         out["lpips"] = perceptual
+    if dists is not None and dists_weight > 0:
+        n = round(b * t_one_fraction) or b
+        texture = dists.distance(dists.features(x0_hat[:n]), dists.features(x[:n])).mean()
+        loss = loss + dists_weight * texture
+        out["dists"] = texture
     out["loss"] = loss
     return out
 
@@ -75,6 +107,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--width", type=int, default=DenoiserConfig.width)
     p.add_argument("--p-uncond", type=float, default=0.1)
     p.add_argument("--lpips-weight", type=float, default=0.0)
+    p.add_argument("--dists-weight", type=float, default=0.0,
+                   help="DISTS term (on the t = 1 crops when --t-one-fraction > 0)")
+    p.add_argument("--mse-weight", type=float, default=1.0, help="weight of the v-prediction MSE")
+    p.add_argument("--lambda-range", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                   help="lambdas of the denoiser's lowest and highest level input (default: the codec's);"
+                        " the registry entry must name the same range")
+    p.add_argument("--t-one-fraction", type=float, default=0.0,
+                   help="share of each batch trained at t = 1, the one-step decode's input")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
     p.add_argument("--ckpt-every", type=int, default=200)
@@ -83,6 +123,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--snapshot", type=Path, default=None)
     p.add_argument("--minutes", type=float, default=None)
     args = p.parse_args(argv)
+    if not 0.0 <= args.t_one_fraction <= 1.0:
+        p.error("--t-one-fraction must be within 0..1")
+    if args.dists_weight > 0 and args.device != "cpu":
+        p.error("--dists-weight runs on the CPU only (the benchmark's DISTS keeps its constants there)")
 
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -121,6 +165,11 @@ def main(argv: list[str] | None = None) -> None:
         from benchmarks.metrics.lpips import LPIPSNet  # offline AlexNet weights (benchmarks/requirements-metrics.txt)
 
         lpips = LPIPSNet("alex").to(device).eval().requires_grad_(False)
+    dists = None
+    if args.dists_weight > 0:
+        from benchmarks.metrics.dists import DISTSNet  # offline VGG16 + alpha/beta (benchmarks/requirements-metrics.txt)
+
+        dists = DISTSNet().to(device).eval().requires_grad_(False)
 
     log = RunLog(args.out / "log.jsonl")
     t0 = time.time()
@@ -132,7 +181,9 @@ def main(argv: list[str] | None = None) -> None:
             g["lr"] = lr
         x = sampler.sample(args.batch).to(device).float().div_(255.0)
         net.train()
-        stats = denoiser_loss(net, codec_net, x, args.p_uncond, lpips, args.lpips_weight)
+        stats = denoiser_loss(net, codec_net, x, args.p_uncond, lpips, args.lpips_weight,
+                              args.t_one_fraction, args.mse_weight,
+                              tuple(args.lambda_range) if args.lambda_range else None, dists, args.dists_weight)
         opt.zero_grad(set_to_none=True)
         stats["loss"].backward()
         guard.step(opt, net.parameters(), 1.0, step)

@@ -11,7 +11,7 @@ from PIL import Image
 from diffcodec import export as export_mod
 from diffcodec import train_denoiser
 from diffcodec.denoiser import DenoiserConfig, ResidualDenoiser
-from diffcodec.realism import decode_realism, export_denoiser, load_denoiser
+from diffcodec.realism import RealismDecoder, decode_realism, export_denoiser, load_denoiser
 from diffcodec.sampler import SamplerSettings, alpha_sigma, guided_v, sample_residual
 from diffcodec.weights import WeightError, export
 
@@ -105,7 +105,8 @@ def test_training_resumes_and_exports(tmp_path):
     Image.fromarray(rng.integers(0, 256, (80, 96, 3), dtype=np.uint8)).save(data / "a.png")
     out = tmp_path / "run"
     common = ["--data", str(data), "--out", str(out), "--codec-weights", str(codec_path), "--batch", "2",
-              "--crop", "64", "--width", "8", "--threads", "1", "--ckpt-every", "2", "--p-uncond", "0.5"]
+              "--crop", "64", "--width", "8", "--threads", "1", "--ckpt-every", "2", "--p-uncond", "0.5",
+              "--t-one-fraction", "0.5", "--mse-weight", "0.5", "--lambda-range", "0.001", "0.1"]
     train_denoiser.main([*common, "--steps", "2"])
     train_denoiser.main([*common, "--steps", "3"])
     lines = (out / "log.jsonl").read_text().splitlines()
@@ -115,6 +116,43 @@ def test_training_resumes_and_exports(tmp_path):
     net = load_denoiser(weights, None).net
     x_f = torch.rand(1, 3, 30, 40)
     assert decode_realism(x_f, 1.0, net, SamplerSettings(steps=2)).shape == x_f.shape
+
+
+def test_a_share_of_each_batch_trains_at_t_one():
+    torch.manual_seed(0)
+    t = train_denoiser.diffusion_times(8, 0.5)
+    assert torch.equal(t[:4], torch.ones(4)) and bool(((t[4:] >= 0) & (t[4:] < 1)).all())
+    assert bool((train_denoiser.diffusion_times(8, 0.0) < 1).all())
+    assert torch.equal(train_denoiser.diffusion_times(3, 1.0), torch.ones(3))
+
+
+def test_training_reaches_the_level_input_through_lambda():
+    """With --lambda-range the denoiser sees each crop's level as decoding computes it from lambda."""
+    from diffcodec.model import ModelConfig, VariableRateHyperprior
+
+    codec = VariableRateHyperprior(ModelConfig(n=16, m=24, levels=4)).eval().requires_grad_(False)
+    seen = []
+
+    class Spy(ResidualDenoiser):
+        def forward(self, r_t, x_f, t, level):
+            seen.append(level.clone())
+            return super().forward(r_t, x_f, t, level)
+
+    x = torch.rand(3, 3, 64, 64)
+
+    def levels(net, lambda_range):
+        seen.clear()
+        torch.manual_seed(1)
+        train_denoiser.denoiser_loss(net, codec, x, 0.0, lambda_range=lambda_range)
+        return seen[0]
+
+    own = levels(Spy(DenoiserConfig(width=8, mults=(1, 2), blocks=1, levels=4)), None)
+    same = levels(Spy(DenoiserConfig(width=8, mults=(1, 2), blocks=1, levels=4)),
+                  (codec.lambda_at(0.0), codec.lambda_at(3.0)))
+    shifted = levels(Spy(DenoiserConfig(width=8, mults=(1, 2), blocks=1, levels=3)),
+                     (codec.lambda_at(1.0), codec.lambda_at(3.0)))
+    torch.testing.assert_close(same, own)
+    torch.testing.assert_close(shifted, own - 1)
 
 
 def test_thread_count_changes_pixels_by_less_than_a_level():
@@ -162,10 +200,14 @@ def test_api_realism_mode(monkeypatch, tmp_path):
         a = np.asarray(diffcodec.decompress(data, steps=2, seed=3, eta=0.5))
         b = np.asarray(diffcodec.decompress(data, steps=2, seed=3, eta=0.5))
         c = np.asarray(diffcodec.decompress(data, steps=2, seed=4, eta=0.5))
+        # a denoiser given directly (a training checkpoint, say) decodes exactly like the registered one
+        given = RealismDecoder(load_denoiser(path, None).net, entry.lambda_range)
+        d = np.asarray(diffcodec.decompress(data, steps=2, seed=3, eta=0.5, realism_decoder=given))
     finally:
         registry.load_denoiser_file.cache_clear()
         api._on.cache_clear()
     assert a.shape == fidelity.shape and np.array_equal(a, b) and not np.array_equal(a, c)
+    assert np.array_equal(a, d)
     assert not np.array_equal(a, fidelity)
 
 
@@ -182,3 +224,27 @@ def test_tiled_denoising_matches_untiled():
     assert (whole - tiled).abs().max().item() < 1e-5
     cut = decode_realism(x_f, 1.0, net, settings, tile=32, halo=0)  # without a halo the seams show
     assert (whole - cut).abs().max().item() > 1e-3
+
+
+def test_evaluate_realism_compares_a_denoiser_with_the_fidelity_decoder(tmp_path, capsys):
+    """The training-run check: one fidelity row and one row per step count, from the same files."""
+    pytest.importorskip("benchmarks.metrics.lpips")
+    from diffcodec import evaluate_realism
+
+    data = tmp_path / "images"
+    data.mkdir()
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 256, (64, 96, 3), dtype=np.uint8)).save(data / "a.png")
+    net = ResidualDenoiser(TINY)
+    torch.manual_seed(0)
+    for prm in net.parameters():
+        prm.data.normal_(0, 0.05)
+    weights = tmp_path / "den.safetensors"
+    export_denoiser(net, weights)
+    evaluate_realism.main([str(weights), "--images", str(data), "--limit", "1", "--qualities", "30",
+                           "--steps", "1", "2", "--lambda-range", "0.001", "0.1", "--threads", "1"])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and "fidelity" in lines[0] and "1 step:" in lines[1] and "2 steps:" in lines[2]
+    rows = evaluate_realism.evaluate(RealismDecoder(net, (0.001, 0.1)), [data / "a.png"], [30.0], [1])
+    assert [r["steps"] for r in rows] == [0, 1] and rows[0]["bpp"] == rows[1]["bpp"]
+    assert rows[0]["lpips"] != rows[1]["lpips"] and rows[0]["psnr"] != rows[1]["psnr"]

@@ -73,8 +73,7 @@ REALISM_MAX_PSNR_DROP_DB = 1.0
 def test_shipped_realism_decoders_load_and_decode_a_kodak_crop():
     """Each registered realism decoder: checksum-verified load, and a realism decode of a Kodak
     crop that differs from the fidelity image but stays close to the original (a sanity floor)."""
-    from diffcodec.realism import denoiser_level
-    from diffcodec.registry import DENOISERS, load_denoiser_for
+    from diffcodec.registry import DENOISERS, realism_decoder_for
 
     if not DENOISERS:
         pytest.skip("no realism decoder registered")
@@ -84,10 +83,11 @@ def test_shipped_realism_decoders_load_and_decode_a_kodak_crop():
     for model_id in DENOISERS:
         # the codec's whole quality range maps onto the denoiser's level input through lambda:
         # quality 0 of a model with a wider grid lands below its level 0 (extrapolated)
-        levels = load_denoiser_for(model_id).net.config.levels
+        decoder = realism_decoder_for(model_id)
+        levels = decoder.net.config.levels
         lam = load_model(model_id).net.lambda_at
         codec_levels = load_model(model_id).net.config.levels
-        lo, hi = (denoiser_level(lam(t), DENOISERS[model_id].lambda_range, levels) for t in (0, codec_levels - 1))
+        lo, hi = (decoder.level(lam(t)) for t in (0, codec_levels - 1))
         assert hi == pytest.approx(levels - 1) and -3 < lo <= 0
         from diffcodec.api import compress_detailed, get_codec
 
