@@ -144,8 +144,11 @@ def test_signal_mid_batch_leaves_no_partial_file(tmp_path, sig):
     for i in range(6):
         Image.fromarray(np.roll(big, i, axis=0)).save(tmp_path / f"img{i}.png")
     out = tmp_path / "out"
+    # a test run started in the background inherits SIGINT ignored (as nohup/`&` set it), which
+    # the CLI rightly keeps; give the child the default disposition so the test means the same anywhere
     proc = subprocess.Popen([*DIFFCODEC, "compress", str(tmp_path), "-o", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and not (out.exists() and any(out.iterdir())):
         time.sleep(0.05)
