@@ -23,7 +23,7 @@ from diffcodec.data import list_images
 from diffcodec.denoiser import DenoiserConfig, ResidualDenoiser
 from diffcodec.psnr import psnr
 from diffcodec.realism import RealismDecoder, load_denoiser
-from diffcodec.registry import DEFAULT_MODEL_ID, realism_decoder_for
+from diffcodec.registry import DEFAULT_MODEL_ID, DENOISERS
 
 
 def load_denoiser_any(path: Path, raw: bool = False) -> ResidualDenoiser:
@@ -36,14 +36,11 @@ def load_denoiser_any(path: Path, raw: bool = False) -> ResidualDenoiser:
     return net.eval().requires_grad_(False)
 
 
-def _tensor(rgb: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None].float() / 255
-
-
 def evaluate(decoder: RealismDecoder | None, images: list[Path], qualities: list[float],
              step_counts: list[int]) -> list[dict]:
     """One row per (quality, steps) with steps 0 (fidelity) first: means over ``images``."""
     import diffcodec
+    from benchmarks.metrics.base import to_tensor
     from benchmarks.metrics.dists import DISTSNet
     from benchmarks.metrics.lpips import LPIPSNet
 
@@ -56,16 +53,18 @@ def evaluate(decoder: RealismDecoder | None, images: list[Path], qualities: list
             with Image.open(path) as im:
                 rgb = np.asarray(im.convert("RGB"))
             data = diffcodec.compress(rgb, quality=q)
-            x = _tensor(rgb)
-            x_features = dists.features(x)
+            bpp = len(data) * 8 / (rgb.shape[0] * rgb.shape[1])
+            with torch.no_grad():  # the original's features, once for every decoder
+                x = to_tensor(rgb)
+                x_lpips, x_dists = lpips.embed(x), dists.features(x)
             for steps, acc in sums.items():
                 out = np.asarray(diffcodec.decompress(data, steps=steps, realism_decoder=decoder).convert("RGB"))
-                y = _tensor(out)
                 with torch.no_grad():
-                    acc["lpips"].append(float(lpips(y, x)))
-                    acc["dists"].append(float(dists.distance(dists.features(y), x_features)))
+                    y = to_tensor(out)
+                    acc["lpips"].append(float(lpips.distance(lpips.embed(y), x_lpips)))
+                    acc["dists"].append(float(dists.distance(dists.features(y), x_dists)))
                 acc["psnr"].append(psnr(rgb, out))
-                acc["bpp"].append(len(data) * 8 / (rgb.shape[0] * rgb.shape[1]))
+                acc["bpp"].append(bpp)
         rows += [{"quality": q, "steps": s, **{k: float(np.mean(v)) for k, v in acc.items()}}
                  for s, acc in sums.items()]
     return rows
@@ -85,10 +84,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    registered = realism_decoder_for(DEFAULT_MODEL_ID)
-    decoder = None
+    decoder = None  # None: decompress loads the registered one
     if args.denoiser is not None:
-        lambda_range = tuple(args.lambda_range) if args.lambda_range else registered.lambda_range
+        lambda_range = tuple(args.lambda_range) if args.lambda_range else DENOISERS[DEFAULT_MODEL_ID].lambda_range
         decoder = RealismDecoder(load_denoiser_any(args.denoiser, args.raw), lambda_range)
     for r in evaluate(decoder, list_images(args.images)[: args.limit], args.qualities, args.steps):
         mode = "fidelity" if r["steps"] == 0 else f"{r['steps']} step" + "s" * (r["steps"] > 1)

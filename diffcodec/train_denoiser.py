@@ -31,15 +31,15 @@ from diffcodec.registry import DEFAULT_MODEL_ID, load_model
 from diffcodec.weights import load_weights
 
 
-def diffusion_times(b: int, t_one_fraction: float, device: torch.device | str = "cpu") -> torch.Tensor:
-    """``t ~ U[0, 1]``, except that the first ``round(b * t_one_fraction)`` crops get ``t = 1``.
+def diffusion_times(b: int, n_one: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """``t ~ U[0, 1]``, except that the first ``n_one`` crops get ``t = 1``.
 
     ``t = 1`` is the input of the one-step decode (pure noise), so a share of crops there
     trains the path that ``--realism`` actually runs, with its LPIPS term, instead of leaving
     it to the one crop in many that uniform sampling puts near 1.
     """
     t = torch.rand(b, device=device)
-    t[: round(b * t_one_fraction)] = 1.0
+    t[:n_one] = 1.0
     return t
 
 
@@ -64,7 +64,8 @@ def denoiser_loss(net: ResidualDenoiser, codec_net, x: torch.Tensor, p_uncond: f
         level = denoiser_level(codec_net.level_lambda(level), lambda_range, net.config.levels)
     scale = net.config.residual_scale
     r0 = (x - x_f) / scale
-    t = diffusion_times(b, t_one_fraction, x.device)
+    n_one = round(b * t_one_fraction)
+    t = diffusion_times(b, n_one, x.device)
     a = torch.cos(math.pi * t / 2)[:, None, None, None]
     s = torch.sin(math.pi * t / 2)[:, None, None, None]
     eps = torch.randn_like(r0)
@@ -77,13 +78,15 @@ def denoiser_loss(net: ResidualDenoiser, codec_net, x: torch.Tensor, p_uncond: f
     mse = ((v_hat - v) ** 2).mean()
     loss = mse_weight * mse
     out = {"mse_v": mse}
-    x0_hat = (x_f + scale * (a * r_t - s * v_hat)).clamp(0, 1)
-    if lpips is not None and lpips_weight > 0:
+    use_lpips, use_dists = lpips is not None and lpips_weight > 0, dists is not None and dists_weight > 0
+    if use_lpips or use_dists:
+        x0_hat = (x_f + scale * (a * r_t - s * v_hat)).clamp(0, 1)
+    if use_lpips:
         perceptual = lpips(x0_hat, x).mean()
         loss = loss + lpips_weight * perceptual
         out["lpips"] = perceptual
-    if dists is not None and dists_weight > 0:
-        n = round(b * t_one_fraction) or b
+    if use_dists:
+        n = n_one or b
         texture = dists.distance(dists.features(x0_hat[:n]), dists.features(x[:n])).mean()
         loss = loss + dists_weight * texture
         out["dists"] = texture

@@ -120,10 +120,10 @@ def test_training_resumes_and_exports(tmp_path):
 
 def test_a_share_of_each_batch_trains_at_t_one():
     torch.manual_seed(0)
-    t = train_denoiser.diffusion_times(8, 0.5)
+    t = train_denoiser.diffusion_times(8, 4)
     assert torch.equal(t[:4], torch.ones(4)) and bool(((t[4:] >= 0) & (t[4:] < 1)).all())
-    assert bool((train_denoiser.diffusion_times(8, 0.0) < 1).all())
-    assert torch.equal(train_denoiser.diffusion_times(3, 1.0), torch.ones(3))
+    assert bool((train_denoiser.diffusion_times(8, 0) < 1).all())
+    assert torch.equal(train_denoiser.diffusion_times(3, 3), torch.ones(3))
 
 
 def test_training_reaches_the_level_input_through_lambda():
