@@ -202,7 +202,8 @@ def compress(sources, quality, target_bpp, max_pixels, force, output_dir, device
               help="Decoder steps: 0 = fidelity; 1-64 = realism. [default: the file's recommendation, "
                    "normally 0]")
 @click.option("--guidance", type=click.FloatRange(0, 10), default=1.0, show_default=True,
-              help="Realism: >1 adds more invented detail, <1 less (classifier-free guidance).")
+              help="Realism: >1 adds more invented detail, <1 less (classifier-free guidance). "
+                   "The shipped realism decoder ignores it at 1 step (measured: see its model card).")
 @click.option("--eta", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Realism: 0 = deterministic sampler; up to 1 = fresh noise every step (more texture).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Realism: noise seed.")

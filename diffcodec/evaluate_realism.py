@@ -1,13 +1,17 @@
 """Quick look at a realism decoder against the fidelity decoder of the same files.
 
     python -m diffcodec.evaluate_realism runs/den6/checkpoint.pt --limit 6 --qualities 11 33 --steps 1 4
+    python -m diffcodec.evaluate_realism --guidance 1 1.5 2     # the registered denoiser, 1 step
+    python -m diffcodec.evaluate_realism --grain 0.004 0.008    # against plain seeded Gaussian grain
 
 For watching a training run or choosing settings, not for reporting: the committed figures
 come from the benchmark suite (``python -m benchmarks run ...``). The files are made by the
 default model through :func:`diffcodec.compress` and decoded through
 :func:`diffcodec.decompress`, with the denoiser given here instead of the registered one.
 Prints mean bpp, PSNR-RGB, LPIPS (AlexNet) and DISTS over the first ``--limit`` images, for
-the fidelity decoder and each step count. Needs the benchmark's metric weights
+the fidelity decoder and each (step count, guidance scale). ``--grain`` adds baselines that
+need no network: the fidelity image plus seeded Gaussian noise of that standard deviation (in
+0..1 units, rounded to 8 bits like any decoded image), to tell learned detail from plain grain. Needs the benchmark's metric weights
 (``benchmarks/requirements-metrics.txt``).
 """
 from __future__ import annotations
@@ -36,9 +40,17 @@ def load_denoiser_any(path: Path, raw: bool = False) -> ResidualDenoiser:
     return net.eval().requires_grad_(False)
 
 
+def with_grain(rgb: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
+    """``rgb`` (uint8) plus Gaussian noise of std ``sigma`` (0..1 units), rounded and clipped to uint8."""
+    noise = np.random.default_rng(seed).standard_normal(rgb.shape) * sigma * 255.0
+    return np.clip(np.rint(rgb.astype(np.float64) + noise), 0, 255).astype(np.uint8)
+
+
 def evaluate(decoder: RealismDecoder | None, images: list[Path], qualities: list[float],
-             step_counts: list[int]) -> list[dict]:
-    """One row per (quality, steps) with steps 0 (fidelity) first: means over ``images``."""
+             step_counts: list[int], guidances: tuple[float, ...] = (1.0,),
+             grains: tuple[float, ...] = ()) -> list[dict]:
+    """One row per (quality, steps, guidance), fidelity (steps 0) first, then one per grain
+    baseline (steps 0, ``grain`` set): means over ``images``."""
     import diffcodec
     from benchmarks.metrics.base import to_tensor
     from benchmarks.metrics.dists import DISTSNet
@@ -47,8 +59,10 @@ def evaluate(decoder: RealismDecoder | None, images: list[Path], qualities: list
     lpips, dists = LPIPSNet("alex"), DISTSNet()
     rows = []
     for q in qualities:
-        sums: dict[int, dict[str, list[float]]] = {s: {"bpp": [], "psnr": [], "lpips": [], "dists": []}
-                                                   for s in [0, *step_counts]}
+        modes = [(0, 1.0, 0.0)] + [(s, g, 0.0) for s in step_counts for g in guidances]
+        modes += [(0, 1.0, sigma) for sigma in grains]
+        sums: dict[tuple[int, float, float], dict[str, list[float]]] = {
+            mode: {"bpp": [], "psnr": [], "lpips": [], "dists": []} for mode in modes}
         for path in images:
             with Image.open(path) as im:
                 rgb = np.asarray(im.convert("RGB"))
@@ -57,16 +71,21 @@ def evaluate(decoder: RealismDecoder | None, images: list[Path], qualities: list
             with torch.no_grad():  # the original's features, once for every decoder
                 x = to_tensor(rgb)
                 x_lpips, x_dists = lpips.embed(x), dists.features(x)
-            for steps, acc in sums.items():
-                out = np.asarray(diffcodec.decompress(data, steps=steps, realism_decoder=decoder).convert("RGB"))
+            fidelity = np.asarray(diffcodec.decompress(data, steps=0).convert("RGB"))
+            for (steps, guidance, grain), acc in sums.items():
+                if steps:
+                    out = np.asarray(diffcodec.decompress(data, steps=steps, guidance=guidance,
+                                                          realism_decoder=decoder).convert("RGB"))
+                else:
+                    out = with_grain(fidelity, grain) if grain else fidelity
                 with torch.no_grad():
                     y = to_tensor(out)
                     acc["lpips"].append(float(lpips.distance(lpips.embed(y), x_lpips)))
                     acc["dists"].append(float(dists.distance(dists.features(y), x_dists)))
                 acc["psnr"].append(psnr(rgb, out))
                 acc["bpp"].append(bpp)
-        rows += [{"quality": q, "steps": s, **{k: float(np.mean(v)) for k, v in acc.items()}}
-                 for s, acc in sums.items()]
+        rows += [{"quality": q, "steps": s, "guidance": g, "grain": sigma,
+                  **{k: float(np.mean(v)) for k, v in acc.items()}} for (s, g, sigma), acc in sums.items()]
     return rows
 
 
@@ -81,6 +100,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--limit", type=int, default=6)
     p.add_argument("--qualities", type=float, nargs="+", default=[11, 33])
     p.add_argument("--steps", type=int, nargs="+", default=[1])
+    p.add_argument("--guidance", type=float, nargs="+", default=[1.0],
+                   help="guidance scales to try at each step count (1: the default decode)")
+    p.add_argument("--grain", type=float, nargs="+", default=[],
+                   help="also score the fidelity image plus seeded Gaussian noise of these std devs (0..1 units)")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -88,9 +111,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.denoiser is not None:
         lambda_range = tuple(args.lambda_range) if args.lambda_range else DENOISERS[DEFAULT_MODEL_ID].lambda_range
         decoder = RealismDecoder(load_denoiser_any(args.denoiser, args.raw), lambda_range)
-    for r in evaluate(decoder, list_images(args.images)[: args.limit], args.qualities, args.steps):
+    for r in evaluate(decoder, list_images(args.images)[: args.limit], args.qualities, args.steps,
+                      tuple(args.guidance), tuple(args.grain)):
         mode = "fidelity" if r["steps"] == 0 else f"{r['steps']} step" + "s" * (r["steps"] > 1)
-        print(f"quality {r['quality']:5.1f} {mode:>9}: {r['bpp']:.4f} bpp  {r['psnr']:.2f} dB  "
+        if r["grain"]:
+            mode = f"grain {r['grain']:g}"
+        if r["steps"] and len(args.guidance) > 1:
+            mode += f" g{r['guidance']:g}"
+        print(f"quality {r['quality']:5.1f} {mode:>13}: {r['bpp']:.4f} bpp  {r['psnr']:.2f} dB  "
               f"LPIPS {r['lpips']:.4f}  DISTS {r['dists']:.4f}", flush=True)
 
 

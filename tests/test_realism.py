@@ -248,3 +248,20 @@ def test_evaluate_realism_compares_a_denoiser_with_the_fidelity_decoder(tmp_path
     rows = evaluate_realism.evaluate(RealismDecoder(net, (0.001, 0.1)), [data / "a.png"], [30.0], [1])
     assert [r["steps"] for r in rows] == [0, 1] and rows[0]["bpp"] == rows[1]["bpp"]
     assert rows[0]["lpips"] != rows[1]["lpips"] and rows[0]["psnr"] != rows[1]["psnr"]
+    guided = evaluate_realism.evaluate(RealismDecoder(net, (0.001, 0.1)), [data / "a.png"], [30.0], [1], (1.0, 2.0))
+    assert [(r["steps"], r["guidance"]) for r in guided] == [(0, 1.0), (1, 1.0), (1, 2.0)]
+    assert guided[1] == rows[1]  # guidance 1 is the plain decode
+    assert guided[2]["psnr"] != guided[1]["psnr"] and guided[2]["bpp"] == guided[1]["bpp"]
+    grain = evaluate_realism.evaluate(None, [data / "a.png"], [30.0], [], grains=(0.02,))
+    assert [(r["steps"], r["grain"]) for r in grain] == [(0, 0.0), (0, 0.02)]
+    assert grain[1]["psnr"] < grain[0]["psnr"] and grain[1]["bpp"] == grain[0]["bpp"]
+
+
+def test_with_grain_is_seeded_and_bounded():
+    from diffcodec import evaluate_realism
+
+    rgb = np.full((8, 8, 3), 250, dtype=np.uint8)
+    assert np.array_equal(evaluate_realism.with_grain(rgb, 0.0), rgb)
+    a, b = evaluate_realism.with_grain(rgb, 0.05), evaluate_realism.with_grain(rgb, 0.05)
+    assert a.dtype == np.uint8 and np.array_equal(a, b) and a.max() == 255 and (a != rgb).any()
+    assert not np.array_equal(a, evaluate_realism.with_grain(rgb, 0.05, seed=1))

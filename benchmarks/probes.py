@@ -1,0 +1,275 @@
+"""Probes of cheap, CPU-only levers on the shipped codec model, kept so that their figures can be rerun.
+
+    python -m benchmarks.probes deadzone ../shared/data/kodak --out benchmarks/results/probes/deadzone.json
+    python -m benchmarks.probes refine ../shared/data/kodak --out benchmarks/results/probes/refine.json
+    python -m benchmarks.probes spatial ../shared/data/kodak --train ../shared/data/train --minutes 20 \
+        --out benchmarks/results/probes/spatial.json
+
+Each asks whether something short of more training of the transforms moves the rate-distortion
+curve of the default model (the BPG issue needs +60 % of it):
+
+* ``deadzone``: encoder-only rounding towards the mean (``sign(r) * floor(|r| + 0.5 - delta)``) for the
+  latent ``y``; files stay valid. Reported as BD-rate against delta = 0 on the same images.
+* ``refine``: encoder-only gradient refinement of ``y`` (Adam on lambda * MSE + bits through the float
+  model, straight-through rounding), the amortisation-gap idea of Yang et al. 2020 at the iteration
+  counts a CPU encoder can afford. Real file bytes and decoded pixels before and after.
+* ``spatial``: a checkerboard spatial context (He et al. 2021) on top of the frozen model: per slice,
+  a small network reads the slice's decoded anchor half and corrects the non-anchor half's mean and
+  scale; trained on the rate alone (uniform-noise proxy, the transforms cannot change), measured as
+  the exact discrete bits (-log2 of the quantized Gaussian of each coded symbol plus the hyper-latent).
+
+Nothing here is a product path: these are measurements for docs/training.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from benchmarks.bdrate import bd_rate
+from benchmarks.dataset import load_rgb
+from diffcodec.codec import Analysis, Codec, pad_to_multiple, quality_to_level
+from diffcodec.data import CropSampler, list_images, load_corpus
+from diffcodec.model import _conv, ste_round
+from diffcodec.registry import DEFAULT_MODEL_ID, load_model
+
+
+def _image(path: Path) -> Tensor:
+    return torch.from_numpy(load_rgb(path).copy()).permute(2, 0, 1)[None].float() / 255.0
+
+
+def _mse(a: Tensor, b: Tensor) -> float:
+    return float(((a - b) ** 2).mean())
+
+
+def _psnr(mse: float) -> float:
+    return -10.0 * math.log10(mse)
+
+
+# ---- deadzone ------------------------------------------------------------------------------
+class DeadzoneCodec(Codec):
+    """The codec with y rounded towards its mean by ``delta`` (z rounding unchanged)."""
+
+    def __init__(self, model, delta: float):
+        super().__init__(model)
+        self.delta = delta
+
+    def _round(self, r: Tensor) -> Tensor:
+        return torch.sign(r) * torch.floor(r.abs() + 0.5 - self.delta)
+
+    @torch.no_grad()
+    def quantize(self, analysis: Analysis, quality: float):
+        from bitstream.entropy import clip_to_codable
+        from diffcodec.weights import Z_RANGE
+
+        gain, _ = self.net.gains(quality_to_level(self.model, quality))
+        y = analysis.y * gain
+        z_symbols = torch.round(self.net.h_a(y).double() - self.z_medians.view(1, -1, 1, 1))
+        z_symbols = z_symbols.clamp(-Z_RANGE, Z_RANGE).to(torch.int64)
+        means, scales = self._hyper(z_symbols)
+        y64 = y.double()
+        y_hats, symbols, indices = [], [], []
+        for i, (c0, c1) in enumerate(self.slices):
+            mu, idx = self._slice(i, means, scales, y_hats)
+            sym = torch.from_numpy(clip_to_codable(self._round(y64[:, c0:c1] - mu).to(torch.int64).numpy()))
+            y_hats.append(sym.to(torch.float64) + mu)
+            symbols.append(sym)
+            indices.append(idx)
+        return z_symbols.numpy(), torch.cat(symbols, dim=1).numpy(), np.concatenate(indices, axis=1)
+
+
+def probe_deadzone(images: list[Path], qualities: list[float], deltas: list[float]) -> dict:
+    model = load_model(DEFAULT_MODEL_ID)
+    codecs = {d: DeadzoneCodec(model, d) for d in deltas}
+    points = {d: [[0.0, 0.0] for _ in qualities] for d in deltas}  # summed (bpp, psnr)
+    for path in images:
+        x = _image(path)
+        analysis = codecs[deltas[0]].analyse(x)
+        for d, codec in codecs.items():
+            for k, q in enumerate(qualities):
+                stream = codec.code(analysis, q)
+                rec = codec.decode(stream, q, *x.shape[-2:])
+                points[d][k][0] += len(stream) * 8 / (x.shape[-2] * x.shape[-1]) / len(images)
+                points[d][k][1] += _psnr(_mse(rec, x)) / len(images)
+    base = points[deltas[0]]
+    return {"model": model.name, "images": [p.name for p in images], "qualities": qualities,
+            "curves": {str(d): {"bpp": [p[0] for p in c], "psnr": [p[1] for p in c],
+                                "bd_rate_vs_first": bd_rate([p[0] for p in base], [p[1] for p in base],
+                                                            [p[0] for p in c], [p[1] for p in c])}
+                       for d, c in points.items()}}
+
+
+# ---- latent refinement -----------------------------------------------------------------------
+def _refined(codec: Codec, x: Tensor, analysis: Analysis, quality: float, iterations: int, lr: float) -> Analysis:
+    """``analysis`` with y moved by Adam on the float model's lambda * 255^2 * MSE + bpp."""
+    net = codec.net
+    t = quality_to_level(codec.model, quality)
+    lam = float(net.level_lambda(t))
+    gain, inv_gain = net.gains(t)
+    medians = net.entropy_bottleneck._get_medians()
+    y = (analysis.y * gain).clone().requires_grad_(True)
+    opt = torch.optim.Adam([y], lr=lr)
+    h, w = x.shape[-2:]
+    target = pad_to_multiple(x, net.downsampling)
+    for _ in range(iterations):
+        z = net.h_a(y)
+        z_hat = ste_round(z - medians) + medians
+        lik_z = net.entropy_bottleneck._likelihood(z_hat.permute(1, 0, 2, 3).reshape(z.shape[1], 1, -1))[0]
+        bits = -torch.log2(net.entropy_bottleneck.likelihood_lower_bound(lik_z)).sum()
+        means, scales = net.split_params(net.h_s(z_hat))
+        y_hats = []
+        for i, (c0, c1) in enumerate(net.slice_bounds()):
+            mu, sigma = net.slice_params(i, means[:, c0:c1], scales[:, c0:c1], y_hats)
+            y_hat = ste_round(y[:, c0:c1] - mu) + mu
+            lik = net.gaussian_conditional._likelihood(y_hat, sigma, mu)
+            bits = bits - torch.log2(net.gaussian_conditional.likelihood_lower_bound(lik)).sum()
+            y_hats.append(y_hat)
+        x_hat = net.g_s(torch.cat(y_hats, dim=1) * inv_gain)[..., :h, :w]
+        loss = lam * 255.0**2 * ((x_hat - target[..., :h, :w]) ** 2).mean() + bits / (h * w)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return Analysis(y=(y.detach() / gain), height=h, width=w)
+
+
+def probe_refine(images: list[Path], qualities: list[float], settings: list[tuple[int, float]]) -> dict:
+    model = load_model(DEFAULT_MODEL_ID)
+    codec = Codec(model)
+    rows = []
+    for path in images:
+        x = _image(path)
+        analysis = codec.analyse(x)
+        for q in qualities:
+            lam = float(codec.net.level_lambda(quality_to_level(model, q)))
+            for iterations, lr in [(0, 0.0), *settings]:
+                t0 = time.perf_counter()
+                refined = _refined(codec, x, analysis, q, iterations, lr) if iterations else analysis
+                seconds = time.perf_counter() - t0
+                stream = codec.code(refined, q)
+                mse = _mse(codec.decode(stream, q, *x.shape[-2:]), x)
+                bpp = len(stream) * 8 / (x.shape[-2] * x.shape[-1])
+                rows.append({"image": path.name, "quality": q, "iterations": iterations, "lr": lr,
+                             "bpp": bpp, "psnr": _psnr(mse), "rd_cost": lam * 255.0**2 * mse + bpp,
+                             "refine_seconds": seconds})
+    return {"model": model.name, "rows": rows}
+
+
+# ---- checkerboard spatial context on the frozen model -------------------------------------------
+def _spatial_network(s: int, width: int) -> nn.Sequential:
+    net = nn.Sequential(_conv(3 * s, width, 5, 1), nn.ReLU(), _conv(width, width, 3, 1), nn.ReLU(),
+                        _conv(width, 2 * s, 3, 1))
+    nn.init.zeros_(net[-1].weight)
+    nn.init.zeros_(net[-1].bias)
+    return net
+
+
+def _spatial_bits(model, spatial: nn.ModuleList | None, x: Tensor, t: Tensor, noisy: bool) -> Tensor:
+    """Bits of ``x`` at levels ``t``: exact discrete rate (noisy=False) or the uniform-noise proxy."""
+    net = model.net
+    gain, _ = net.gains(t)
+    with torch.no_grad():
+        y = net.g_a(x) * gain
+        medians = net.entropy_bottleneck._get_medians()
+        z_hat = torch.round(net.h_a(y) - medians) + medians
+        lik_z = net.entropy_bottleneck._likelihood(z_hat.permute(1, 0, 2, 3).reshape(z_hat.shape[1], 1, -1))[0]
+        means, scales = net.split_params(net.h_s(z_hat))
+    ii, jj = torch.meshgrid(torch.arange(y.shape[-2]), torch.arange(y.shape[-1]), indexing="ij")
+    anchor = ((ii + jj) % 2 == 0).float()[None, None]
+    bits = -torch.log2(lik_z.clamp_min(1e-9)).sum()
+    unit = torch.distributions.Normal(0.0, 1.0)
+    y_hats: list[Tensor] = []
+    for i, (c0, c1) in enumerate(net.slice_bounds()):
+        with torch.no_grad():
+            mu, sigma = net.slice_params(i, means[:, c0:c1], scales[:, c0:c1], y_hats)
+        y_i = y[:, c0:c1]
+        if spatial is not None:
+            anchors = (torch.round(y_i - mu) + mu) * anchor
+            d_mu, d_sigma = spatial[i](torch.cat([mu, sigma, anchors], dim=1)).chunk(2, dim=1)
+            mu, sigma = mu + (1 - anchor) * d_mu, sigma + (1 - anchor) * d_sigma
+        r = y_i - mu + torch.empty_like(y_i).uniform_(-0.5, 0.5) if noisy else torch.round(y_i - mu)
+        sigma = sigma.clamp_min(0.11)
+        p = unit.cdf((r + 0.5) / sigma) - unit.cdf((r - 0.5) / sigma)
+        bits = bits - torch.log2(p.clamp_min(1e-9)).sum()
+        y_hats.append((torch.round(y_i - mu) + mu).detach())
+    return bits
+
+
+def probe_spatial(images: list[Path], qualities: list[float], train: Path, minutes: float, lr: float,
+                  width: int, batch: int, crop: int, seed: int) -> dict:
+    torch.manual_seed(seed)
+    model = load_model(DEFAULT_MODEL_ID)
+    levels = model.net.config.levels
+    s = model.net.config.m // model.net.config.context_slices
+    spatial = nn.ModuleList([_spatial_network(s, width) for _ in range(model.net.config.context_slices)])
+
+    def kodak_bits() -> tuple[float, float]:
+        base = with_spatial = 0.0
+        with torch.no_grad():
+            for path in images:
+                x = _image(path)
+                x = pad_to_multiple(x, model.net.downsampling)
+                for q in qualities:
+                    t = quality_to_level(model, q)
+                    base += float(_spatial_bits(model, None, x, t, noisy=False))
+                    with_spatial += float(_spatial_bits(model, spatial, x, t, noisy=False))
+        return base, with_spatial
+
+    sampler = CropSampler(load_corpus(train, crop), crop, seed)
+    opt = torch.optim.Adam(spatial.parameters(), lr=lr)
+    log, step, t0 = [], 0, time.time()
+    while time.time() - t0 < 60 * minutes:
+        x = sampler.sample(batch).float() / 255.0
+        loss = _spatial_bits(model, spatial, x, torch.rand(batch) * (levels - 1), noisy=True) / (batch * crop * crop)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        step += 1
+        if step % 100 == 0:
+            log.append({"step": step, "proxy_bpp": round(loss.item(), 5), "sec": round(time.time() - t0, 1)})
+    base, with_spatial = kodak_bits()
+    return {"model": model.name, "images": [p.name for p in images], "qualities": qualities,
+            "steps": step, "minutes": minutes, "lr": lr, "width": width, "batch": batch, "crop": crop,
+            "kodak_bits_base": base, "kodak_bits_spatial": with_spatial,
+            "rate_change_percent": 100.0 * (with_spatial / base - 1.0), "log": log}
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("probe", choices=["deadzone", "refine", "spatial"])
+    p.add_argument("images", type=Path, help="folder of evaluation images")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--limit", type=int, default=4, help="first N images, every len/N-th (default 4)")
+    p.add_argument("--qualities", type=float, nargs="+", default=None)
+    p.add_argument("--deltas", type=float, nargs="+", default=[0.0, 0.05, 0.1, 0.15, 0.2])
+    p.add_argument("--refine", type=str, nargs="+", default=["10:0.005", "5:0.05"], help="iterations:lr")
+    p.add_argument("--train", type=Path, default=Path("../shared/data/train"))
+    p.add_argument("--minutes", type=float, default=20.0)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--width", type=int, default=128)
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    paths = list_images(args.images)
+    images = paths[:: max(1, len(paths) // args.limit)][: args.limit]
+    if args.probe == "deadzone":
+        result = probe_deadzone(images, args.qualities or [0, 20, 40, 60, 80, 100], args.deltas)
+    elif args.probe == "refine":
+        settings = [(int(a), float(b)) for a, b in (s.split(":") for s in args.refine)]
+        result = probe_refine(images, args.qualities or [30], settings)
+    else:
+        result = probe_spatial(images, args.qualities or [0, 30, 60, 90], args.train, args.minutes, args.lr,
+                               args.width, batch=8, crop=256, seed=1)
+    result["command"] = "python -m benchmarks.probes " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k not in ("log", "rows")}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
