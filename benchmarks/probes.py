@@ -6,7 +6,7 @@
         --out benchmarks/results/probes/spatial.json
 
 Each asks whether something short of more training of the transforms moves the rate-distortion
-curve of the default model (the BPG issue needs +60 % of it):
+curve of the default model (+60.7 % BD-rate against BPG):
 
 * ``deadzone``: encoder-only rounding towards the mean (``sign(r) * floor(|r| + 0.5 - delta)``) for the
   latent ``y``; files stay valid. Reported as BD-rate against delta = 0 on the same images.
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -33,11 +34,13 @@ import torch
 from torch import Tensor, nn
 
 from benchmarks.bdrate import bd_rate
+from bitstream.entropy import clip_to_codable
 from benchmarks.dataset import load_rgb
 from diffcodec.codec import Analysis, Codec, pad_to_multiple, quality_to_level
 from diffcodec.data import CropSampler, list_images, load_corpus
 from diffcodec.model import _conv, ste_round
 from diffcodec.registry import DEFAULT_MODEL_ID, load_model
+from diffcodec.weights import Z_RANGE
 
 
 def _image(path: Path) -> Tensor:
@@ -65,9 +68,7 @@ class DeadzoneCodec(Codec):
 
     @torch.no_grad()
     def quantize(self, analysis: Analysis, quality: float):
-        from bitstream.entropy import clip_to_codable
-        from diffcodec.weights import Z_RANGE
-
+        """:meth:`Codec.quantize` with the dead-zone rounding of y."""
         gain, _ = self.net.gains(quality_to_level(self.model, quality))
         y = analysis.y * gain
         z_symbols = torch.round(self.net.h_a(y).double() - self.z_medians.view(1, -1, 1, 1))
@@ -265,7 +266,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         result = probe_spatial(images, args.qualities or [0, 30, 60, 90], args.train, args.minutes, args.lr,
                                args.width, batch=8, crop=256, seed=1)
-    result["command"] = "python -m benchmarks.probes " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
+    result["command"] = "python -m benchmarks.probes " + " ".join(argv if argv is not None else sys.argv[1:])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k not in ("log", "rows")}, indent=1))
