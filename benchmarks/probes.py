@@ -34,13 +34,11 @@ import torch
 from torch import Tensor, nn
 
 from benchmarks.bdrate import bd_rate
-from bitstream.entropy import clip_to_codable
 from benchmarks.dataset import load_rgb
 from diffcodec.codec import Analysis, Codec, pad_to_multiple, quality_to_level
 from diffcodec.data import CropSampler, list_images, load_corpus
 from diffcodec.model import _conv, ste_round
 from diffcodec.registry import DEFAULT_MODEL_ID, load_model
-from diffcodec.weights import Z_RANGE
 
 
 def _image(path: Path) -> Tensor:
@@ -55,6 +53,13 @@ def _psnr(mse: float) -> float:
     return -10.0 * math.log10(mse)
 
 
+def _z_bits(net, z_hat: Tensor) -> Tensor:
+    """-log2 likelihood of the hyper-latent ``z_hat`` under the factorized prior (summed)."""
+    eb = net.entropy_bottleneck
+    lik = eb._likelihood(z_hat.permute(1, 0, 2, 3).reshape(z_hat.shape[1], 1, -1))[0]
+    return -torch.log2(eb.likelihood_lower_bound(lik)).sum()
+
+
 # ---- deadzone ------------------------------------------------------------------------------
 class DeadzoneCodec(Codec):
     """The codec with y rounded towards its mean by ``delta`` (z rounding unchanged)."""
@@ -63,26 +68,8 @@ class DeadzoneCodec(Codec):
         super().__init__(model)
         self.delta = delta
 
-    def _round(self, r: Tensor) -> Tensor:
-        return torch.sign(r) * torch.floor(r.abs() + 0.5 - self.delta)
-
-    @torch.no_grad()
-    def quantize(self, analysis: Analysis, quality: float):
-        """:meth:`Codec.quantize` with the dead-zone rounding of y."""
-        gain, _ = self.net.gains(quality_to_level(self.model, quality))
-        y = analysis.y * gain
-        z_symbols = torch.round(self.net.h_a(y).double() - self.z_medians.view(1, -1, 1, 1))
-        z_symbols = z_symbols.clamp(-Z_RANGE, Z_RANGE).to(torch.int64)
-        means, scales = self._hyper(z_symbols)
-        y64 = y.double()
-        y_hats, symbols, indices = [], [], []
-        for i, (c0, c1) in enumerate(self.slices):
-            mu, idx = self._slice(i, means, scales, y_hats)
-            sym = torch.from_numpy(clip_to_codable(self._round(y64[:, c0:c1] - mu).to(torch.int64).numpy()))
-            y_hats.append(sym.to(torch.float64) + mu)
-            symbols.append(sym)
-            indices.append(idx)
-        return z_symbols.numpy(), torch.cat(symbols, dim=1).numpy(), np.concatenate(indices, axis=1)
+    def round_latent(self, residual: Tensor) -> Tensor:
+        return torch.sign(residual) * torch.floor(residual.abs() + 0.5 - self.delta)
 
 
 def probe_deadzone(images: list[Path], qualities: list[float], deltas: list[float]) -> dict:
@@ -117,12 +104,10 @@ def _refined(codec: Codec, x: Tensor, analysis: Analysis, quality: float, iterat
     y = (analysis.y * gain).clone().requires_grad_(True)
     opt = torch.optim.Adam([y], lr=lr)
     h, w = x.shape[-2:]
-    target = pad_to_multiple(x, net.downsampling)
     for _ in range(iterations):
         z = net.h_a(y)
         z_hat = ste_round(z - medians) + medians
-        lik_z = net.entropy_bottleneck._likelihood(z_hat.permute(1, 0, 2, 3).reshape(z.shape[1], 1, -1))[0]
-        bits = -torch.log2(net.entropy_bottleneck.likelihood_lower_bound(lik_z)).sum()
+        bits = _z_bits(net, z_hat)
         means, scales = net.split_params(net.h_s(z_hat))
         y_hats = []
         for i, (c0, c1) in enumerate(net.slice_bounds()):
@@ -132,7 +117,7 @@ def _refined(codec: Codec, x: Tensor, analysis: Analysis, quality: float, iterat
             bits = bits - torch.log2(net.gaussian_conditional.likelihood_lower_bound(lik)).sum()
             y_hats.append(y_hat)
         x_hat = net.g_s(torch.cat(y_hats, dim=1) * inv_gain)[..., :h, :w]
-        loss = lam * 255.0**2 * ((x_hat - target[..., :h, :w]) ** 2).mean() + bits / (h * w)
+        loss = lam * 255.0**2 * ((x_hat - x) ** 2).mean() + bits / (h * w)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -178,11 +163,10 @@ def _spatial_bits(model, spatial: nn.ModuleList | None, x: Tensor, t: Tensor, no
         y = net.g_a(x) * gain
         medians = net.entropy_bottleneck._get_medians()
         z_hat = torch.round(net.h_a(y) - medians) + medians
-        lik_z = net.entropy_bottleneck._likelihood(z_hat.permute(1, 0, 2, 3).reshape(z_hat.shape[1], 1, -1))[0]
         means, scales = net.split_params(net.h_s(z_hat))
     ii, jj = torch.meshgrid(torch.arange(y.shape[-2]), torch.arange(y.shape[-1]), indexing="ij")
     anchor = ((ii + jj) % 2 == 0).float()[None, None]
-    bits = -torch.log2(lik_z.clamp_min(1e-9)).sum()
+    bits = _z_bits(net, z_hat)
     unit = torch.distributions.Normal(0.0, 1.0)
     y_hats: list[Tensor] = []
     for i, (c0, c1) in enumerate(net.slice_bounds()):

@@ -150,6 +150,11 @@ class Codec:
             y = apply_tiled(self.net.g_a, x, Fraction(1, Y_STRIDE), self.tile, ANALYSIS_HALO, align=Y_STRIDE)
         return Analysis(y=y, height=image.shape[-2], width=image.shape[-1])
 
+    def round_latent(self, residual: Tensor) -> Tensor:
+        """The quantizer of ``y - mean`` (float64): nearest integer. An encoder-side choice only,
+        since the decoder reads the symbols whatever chose them (benchmarks/probes.py tries others)."""
+        return torch.round(residual)
+
     @torch.no_grad()
     def quantize(self, analysis: Analysis, quality: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(z symbols (1, N, zh, zw), y symbols (1, M, h, w), y scale indices) at ``quality``."""
@@ -166,7 +171,7 @@ class Codec:
         for i, (c0, c1) in enumerate(self.slices):
             mu, idx = self._slice(i, means, scales, y_hats)
             # the codable range is what the decoder will see, so the context uses the same values
-            sym = torch.from_numpy(clip_to_codable(torch.round(y64[:, c0:c1] - mu).to(torch.int64).numpy()))
+            sym = torch.from_numpy(clip_to_codable(self.round_latent(y64[:, c0:c1] - mu).to(torch.int64).numpy()))
             y_hats.append(sym.to(torch.float64) + mu)
             symbols.append(sym)
             indices.append(idx)

@@ -11,8 +11,8 @@ default model through :func:`diffcodec.compress` and decoded through
 Prints mean bpp, PSNR-RGB, LPIPS (AlexNet) and DISTS over the first ``--limit`` images, for
 the fidelity decoder and each (step count, guidance scale). ``--grain`` adds baselines that
 need no network: the fidelity image plus seeded Gaussian noise of that standard deviation (in
-0..1 units, rounded to 8 bits like any decoded image), to tell learned detail from plain grain. Needs the benchmark's metric weights
-(``benchmarks/requirements-metrics.txt``).
+0..1 units, rounded to 8 bits like any decoded image), to tell learned detail from plain
+grain. Needs the benchmark's metric weights (``benchmarks/requirements-metrics.txt``).
 """
 from __future__ import annotations
 
