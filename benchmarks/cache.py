@@ -7,10 +7,10 @@ of re-encoding. Writes are atomic, so parallel workers and interrupted runs are 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from diffcodec.image_io import atomic_write
 
 DEFAULT_CACHE_DIR = Path("benchmarks/.cache")
 
@@ -57,19 +57,7 @@ class ResultCache:
                           entry["codec_version"])
         stem.parent.mkdir(parents=True, exist_ok=True)
         if bitstream is not None:
-            _atomic_write(stem.with_suffix(".bin"), bitstream)
-        _atomic_write(stem.with_suffix(".json"), json.dumps(entry, indent=1).encode())
+            atomic_write(stem.with_suffix(".bin"), bitstream)
+        atomic_write(stem.with_suffix(".json"), json.dumps(entry, indent=1).encode())
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp_", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise

@@ -194,20 +194,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "bdrate":
         return cmd_bdrate(args)
     return 2
-
-
-try:
-    import click
-
-    @click.command("benchmark", context_settings={"ignore_unknown_options": True,
-                                                  "allow_extra_args": True,
-                                                  "help_option_names": []})
-    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-    def benchmark_command(args: tuple[str, ...]) -> None:
-        """Rate-distortion benchmark (same options as ``python -m benchmarks run``)."""
-        argv = list(args)
-        if not argv or argv[0] not in ("run", "bdrate"):
-            argv = ["run", *argv]
-        raise SystemExit(main(argv))
-except ImportError:  # click is optional for ``python -m benchmarks``
-    benchmark_command = None  # type: ignore[assignment]

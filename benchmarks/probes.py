@@ -24,12 +24,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -37,20 +35,18 @@ from benchmarks.bdrate import bd_rate
 from benchmarks.dataset import load_rgb
 from diffcodec.codec import Analysis, Codec, pad_to_multiple, quality_to_level
 from diffcodec.data import CropSampler, list_images, load_corpus
+from diffcodec.image_io import to_tensor
 from diffcodec.model import _conv, ste_round
+from diffcodec.psnr import psnr_of_mse
 from diffcodec.registry import DEFAULT_MODEL_ID, load_model
 
 
 def _image(path: Path) -> Tensor:
-    return torch.from_numpy(load_rgb(path).copy()).permute(2, 0, 1)[None].float() / 255.0
+    return to_tensor(load_rgb(path))
 
 
 def _mse(a: Tensor, b: Tensor) -> float:
     return float(((a - b) ** 2).mean())
-
-
-def _psnr(mse: float) -> float:
-    return -10.0 * math.log10(mse)
 
 
 def _z_bits(net, z_hat: Tensor) -> Tensor:
@@ -84,7 +80,7 @@ def probe_deadzone(images: list[Path], qualities: list[float], deltas: list[floa
                 stream = codec.code(analysis, q)
                 rec = codec.decode(stream, q, *x.shape[-2:])
                 points[d][k][0] += len(stream) * 8 / (x.shape[-2] * x.shape[-1]) / len(images)
-                points[d][k][1] += _psnr(_mse(rec, x)) / len(images)
+                points[d][k][1] += psnr_of_mse(_mse(rec, x), 1.0) / len(images)
     base = points[deltas[0]]
     return {"model": model.name, "images": [p.name for p in images], "qualities": qualities,
             "curves": {str(d): {"bpp": [p[0] for p in c], "psnr": [p[1] for p in c],
@@ -141,7 +137,7 @@ def probe_refine(images: list[Path], qualities: list[float], settings: list[tupl
                 mse = _mse(codec.decode(stream, q, *x.shape[-2:]), x)
                 bpp = len(stream) * 8 / (x.shape[-2] * x.shape[-1])
                 rows.append({"image": path.name, "quality": q, "iterations": iterations, "lr": lr,
-                             "bpp": bpp, "psnr": _psnr(mse), "rd_cost": lam * 255.0**2 * mse + bpp,
+                             "bpp": bpp, "psnr": psnr_of_mse(mse, 1.0), "rd_cost": lam * 255.0**2 * mse + bpp,
                              "refine_seconds": seconds})
     return {"model": model.name, "rows": rows}
 

@@ -18,10 +18,10 @@ from benchmarks import bdrate
 from benchmarks.cache import ResultCache
 from benchmarks.codecs import Codec
 from benchmarks.dataset import ImageEntry
-from benchmarks.report import (HIGHER_IS_BETTER, METRIC_LABELS, CodecCurve, Reference,
+from benchmarks.report import (METRIC_LABELS, CodecCurve, Reference,
                                aggregate, bd_markdown, bd_table, fmt, format_setting, make_curve,
                                markdown_table, points_markdown, reference_from_anchor,
-                               reference_from_curve, write_curve)
+                               write_curve)
 
 log = logging.getLogger("benchmarks")
 

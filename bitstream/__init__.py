@@ -1,5 +1,6 @@
 """The .dcf file format and its entropy coding; knows nothing of neural networks."""
-from bitstream.container import DEFAULT_MAX_PIXELS, FORMAT_VERSION, MAGIC, Container, Header, pack, parse, seal
+from bitstream.container import (DEFAULT_MAX_PIXELS, FORMAT_VERSION, MAGIC, READABLE_VERSIONS, Container, Header, pack,
+                                 parse, seal)
 from bitstream.entropy import StreamReader, StreamWriter
 from bitstream.errors import (
     CorruptError,
@@ -13,7 +14,7 @@ from bitstream.errors import (
 from bitstream.tables import SCALE_TABLE, scale_indices
 
 __all__ = [
-    "DEFAULT_MAX_PIXELS", "FORMAT_VERSION", "MAGIC", "Container", "Header", "pack", "parse", "seal",
+    "DEFAULT_MAX_PIXELS", "FORMAT_VERSION", "MAGIC", "READABLE_VERSIONS", "Container", "Header", "pack", "parse", "seal",
     "StreamReader", "StreamWriter", "CorruptError", "ForeignFileError", "FormatError", "LimitError",
     "ModelMismatchError", "TruncatedError", "UnsupportedVersionError", "SCALE_TABLE", "scale_indices",
 ]

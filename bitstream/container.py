@@ -37,7 +37,8 @@ from bitstream.errors import (
 )
 
 MAGIC = b"\x89DCF"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # written; 2 added the latent stream's end marker (bitstream.entropy)
+READABLE_VERSIONS = (1, 2)
 MAX_SIDE = 1 << 20  # hard ceiling of one image side (3-byte varint)
 DEFAULT_MAX_PIXELS = 64_000_000
 FLAG_ALPHA = 0x01
@@ -57,6 +58,12 @@ class Header:
     bit_depth: int  # bit depth of the source image (8 or 16); the codec itself is 8-bit
     quality: float  # 0..100 in steps of 0.01
     decode_hint: int = 0
+    format_version: int = FORMAT_VERSION  # version 1 files are read, never written
+
+    @property
+    def stream_terminated(self) -> bool:
+        """Whether the latent stream ends with the end marker (format version 2 on)."""
+        return self.format_version >= 2
 
     @property
     def has_alpha(self) -> bool:
@@ -133,11 +140,13 @@ def pack(header: Header, latent: bytes, alpha: bytes | None = None) -> bytes:
         raise ValueError("latent stream must be whole 32-bit words")
     if len(header.fingerprint) != 4:
         raise ValueError("fingerprint must be 4 bytes")
+    if header.format_version not in READABLE_VERSIONS:
+        raise ValueError(f"format version must be one of {READABLE_VERSIONS}")
     q = round(header.quality * 100)
     if not 0 <= q <= 10000:
         raise ValueError("quality must be within 0..100")
     out = bytearray(MAGIC)
-    out += bytes([FORMAT_VERSION, FLAG_ALPHA if alpha is not None else 0, header.model_id])
+    out += bytes([header.format_version, FLAG_ALPHA if alpha is not None else 0, header.model_id])
     out += header.fingerprint
     out += _varint(header.width) + _varint(header.height)
     out += bytes([header.channels | (header.bit_depth // 8) << 4])
@@ -162,9 +171,10 @@ def parse(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Container:
     if len(data) < len(MAGIC) + 1:
         raise TruncatedError("file is truncated (no format version)")
     version = data[len(MAGIC)]
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise UnsupportedVersionError(
-            f"unsupported .dcf format version {version} (this diffcodec reads version {FORMAT_VERSION})"
+            f"unsupported .dcf format version {version} (this diffcodec reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))})"
         )
     if len(data) < _MIN_SIZE:
         raise TruncatedError(f"file is truncated ({len(data)} bytes, a .dcf file has at least {_MIN_SIZE})")
@@ -211,5 +221,6 @@ def parse(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Container:
     header = Header(
         model_id=model_id, fingerprint=bytes(fingerprint), width=width, height=height,
         channels=channels, bit_depth=8 * depth_code, quality=quality_raw / 100, decode_hint=decode_hint,
+        format_version=version,
     )
     return Container(header, latent, alpha)

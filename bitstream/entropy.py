@@ -9,9 +9,20 @@ derives from the decoded hyper-latent), then escapes.
 Probabilities never depend on floating-point model outputs directly: the Gaussian
 standard deviations come from :data:`bitstream.tables.SCALE_TABLE` by index and the
 categorical tables are fixed arrays handed in by the caller.
+
+Format version 2 streams end (in decode order) with a 32-bit end marker, pushed first so
+that it is popped last. The marker is a CRC of a key the caller derives from the header
+fields the stream depends on (image size, quality), so a header edited to another size or
+quality is refused as well, even where the latent grid stays the same. ANS decoding of damaged data raises nothing by itself:
+a coder whose words run out keeps returning symbols. The marker makes every such stream
+fail a check: one that runs dry early is empty before a segment (the marker keeps a valid
+stream non-empty until its very end), one with a changed word or another symbol count
+pops a different marker (chance 2**-32 to match), and one with words left over is not empty
+afterwards. Version 1 streams have no marker and get only the last check.
 """
 from __future__ import annotations
 
+import zlib
 from typing import Callable
 
 import constriction
@@ -26,6 +37,13 @@ MAX_ESCAPE = (1 << ESCAPE_BITS) - 1
 
 _GAUSSIAN = constriction.stream.model.QuantizedGaussian(-GAUSSIAN_RANGE, GAUSSIAN_RANGE)
 _ESCAPE = constriction.stream.model.Uniform(1 << ESCAPE_BITS)
+_MARKER_MODEL = constriction.stream.model.Uniform(1 << 16)
+
+
+def end_marker(key: bytes) -> np.ndarray:
+    """The two 16-bit symbols that end a stream coded under ``key``."""
+    word = zlib.crc32(b"dcf-end-marker" + key)
+    return np.array([word >> 16, word & 0xFFFF], dtype=np.int32)
 
 
 def _categorical(pmf: np.ndarray) -> constriction.stream.model.Categorical:
@@ -38,9 +56,11 @@ def clip_to_codable(symbols: np.ndarray) -> np.ndarray:
 
 
 class StreamWriter:
-    """Collects symbols to code; :meth:`finish` returns the compressed bytes."""
+    """Collects symbols to code; :meth:`finish` returns the compressed bytes, ending with the
+    marker of ``end_key`` (None writes a format version 1 stream, without a marker)."""
 
-    def __init__(self) -> None:
+    def __init__(self, end_key: bytes | None = b"") -> None:
+        self.end_key = end_key
         self._ops: list[Callable[[constriction.stream.stack.AnsCoder], None]] = []
 
     def categorical(self, symbols: np.ndarray, pmfs: np.ndarray) -> None:
@@ -65,15 +85,21 @@ class StreamWriter:
 
     def finish(self) -> bytes:
         coder = constriction.stream.stack.AnsCoder()
+        if self.end_key is not None:  # pushed first: popped after every symbol
+            coder.encode_reverse(end_marker(self.end_key), _MARKER_MODEL)
         for op in reversed(self._ops):
             op(coder)
         return coder.get_compressed().astype(">u4").tobytes()
 
 
 class StreamReader:
-    """Decodes what a :class:`StreamWriter` wrote, in the same order; errors become CorruptError."""
+    """Decodes what a :class:`StreamWriter` wrote, in the same order; errors become CorruptError.
 
-    def __init__(self, data: bytes):
+    ``end_key`` must be the writer's (None for format version 1 streams, which have no marker).
+    """
+
+    def __init__(self, data: bytes, end_key: bytes | None = b""):
+        self.end_key = end_key
         if len(data) % 4:
             raise CorruptError("latent stream is not whole 32-bit words")
         words = np.frombuffer(data, dtype=">u4").astype(np.uint32)
@@ -82,8 +108,18 @@ class StreamReader:
         except Exception as exc:  # constriction rejects e.g. a zero last word
             raise CorruptError(f"latent stream is corrupt ({exc})") from None
 
+    def check_not_dry(self) -> None:
+        """A stream with a marker holds data until the marker: an empty coder here ran dry early.
+
+        Called before every segment, and by a caller about to spend work on what it decoded.
+        """
+        if self.end_key is not None and self._coder.is_empty():
+            raise CorruptError("latent stream is corrupt (it ends before the symbols its header announces)")
+
     def categorical(self, pmfs: np.ndarray, count: int) -> np.ndarray:
         """(C, count) symbols, row c decoded with pmfs[c]."""
+        if pmfs.shape[0] and count:
+            self.check_not_dry()
         out = np.empty((pmfs.shape[0], count), dtype=np.int32)
         try:
             for c, pmf in enumerate(pmfs):
@@ -95,6 +131,8 @@ class StreamReader:
     def gaussian(self, scale_indices: np.ndarray) -> np.ndarray:
         """Symbols for the given std indices (flattened order), escapes resolved; int64."""
         stds = SCALE_TABLE[np.asarray(scale_indices).ravel()]
+        if stds.size:
+            self.check_not_dry()
         try:
             symbols = self._coder.decode(_GAUSSIAN, np.zeros_like(stds), stds).astype(np.int64)
             edge = np.abs(symbols) == GAUSSIAN_RANGE
@@ -107,6 +145,17 @@ class StreamReader:
         return symbols
 
     def finish(self) -> None:
-        """Every word must have been consumed; leftover data means a corrupt or foreign stream."""
+        """The end marker must follow the last symbol, and nothing after it: otherwise the stream
+        was damaged, cut, padded or made for another image size."""
+        if self.end_key is not None:
+            self.check_not_dry()
+            expected = end_marker(self.end_key)
+            try:
+                marker = self._coder.decode(_MARKER_MODEL, len(expected))
+            except Exception as exc:
+                raise CorruptError(f"latent stream is corrupt ({exc})") from None
+            if not np.array_equal(marker, expected):
+                raise CorruptError("latent stream is corrupt (its end marker does not match: damaged data, "
+                                   "or a header of another size or quality)")
         if not self._coder.is_empty():
             raise CorruptError("latent stream is corrupt (data left over after decoding)")

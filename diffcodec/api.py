@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -29,6 +30,7 @@ from diffcodec.image_io import (
     prepare,
     save_image,
     to_pil,
+    to_tensor,
 )
 from diffcodec.codec import quality_to_level
 from diffcodec.realism import RealismDecoder, decode_realism
@@ -40,7 +42,22 @@ DEFAULT_QUALITY = 75.0
 
 
 class OutputExistsError(FileExistsError):
-    """Refused to overwrite an existing output without ``force``."""
+    """Refused to overwrite an existing output without ``force`` (or an output that is the input)."""
+
+
+class OutputLocationError(ValueError):
+    """The output's folder is missing or not writable: found before any coding work."""
+
+
+def _check_quality(quality: object) -> float:
+    """``quality`` as a float in 0..100, or a one-line ValueError."""
+    try:
+        q = float(quality)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"quality must be a number from 0 to 100, got {quality!r}") from None
+    if not 0.0 <= q <= 100.0:
+        raise ValueError(f"quality must be from 0 to 100, got {q:g}")
+    return q
 
 
 @lru_cache(maxsize=4)
@@ -111,10 +128,12 @@ def compress_detailed(
     codec: Codec | None = None,
 ) -> CompressResult:
     """Compress an image; with ``target_bpp`` the highest quality whose file fits that budget."""
+    if target_bpp is None:
+        _check_quality(quality)  # before the analysis, not after it
     source = _as_source(image)
     codec = codec or get_codec(DEFAULT_MODEL_ID, _resolve_device(device))
     h, w = source.rgb.shape[:2]
-    x = torch.from_numpy(source.rgb).permute(2, 0, 1).unsqueeze(0).float().div(255.0)
+    x = to_tensor(source.rgb)
     analysis = codec.analyse(x)
     alpha = encode_alpha(source.alpha) if source.alpha is not None else None
     notices = list(source.notices)
@@ -123,11 +142,11 @@ def compress_detailed(
         return _container(source, codec, codec.code(analysis, q), q, alpha)
 
     if target_bpp is None:
-        q = round(float(quality), 2)
+        q = round(_check_quality(quality), 2)
         data = make(q)
     else:
-        if not target_bpp > 0 or not math.isfinite(target_bpp):
-            raise ValueError("target bpp must be a positive number")
+        if not isinstance(target_bpp, (int, float)) or not target_bpp > 0 or not math.isfinite(target_bpp):
+            raise ValueError(f"target bpp must be a positive number, got {target_bpp!r}")
         budget_bits = target_bpp * w * h
         lo, hi = 0.0, 100.0
         best = make(lo)
@@ -200,7 +219,11 @@ def decompress(
     :class:`diffcodec.sampler.SamplerSettings`); None follows the file's recommendation.
     ``realism_decoder`` replaces the registered one (to evaluate a training run).
     """
-    container = read_header(data, max_pixels)
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        what = "a path" if isinstance(data, (str, Path)) else f"a {type(data).__name__}"
+        raise bitstream.ForeignFileError(f"decompress takes the bytes of a .dcf file, not {what} "
+                                         "(decompress_file reads a path)")
+    container = read_header(bytes(data), max_pixels)
     header = container.header
     if header.decode_hint > MAX_STEPS:
         raise bitstream.CorruptError(f"corrupt header: decoder hint {header.decode_hint} out of range")
@@ -211,7 +234,8 @@ def decompress(
     if settings.steps and realism_decoder is None:
         realism_decoder = realism_decoder_for(header.model_id)  # fail before heavy work
     codec = get_codec(header.model_id, device)
-    y_hat = codec.decode_latent(container.latent, header.height, header.width)
+    y_hat = codec.decode_latent(container.latent, header.height, header.width, header.quality,
+                                header.stream_terminated)
     alpha = decode_alpha(container.alpha, header.width, header.height) if container.alpha is not None else None
     x = codec.synthesize(y_hat, header.quality, header.height, header.width, dtype=dtype)
     if settings.steps:
@@ -222,11 +246,20 @@ def decompress(
     return to_pil(rgb, alpha, header.channels)
 
 
-def _check_output(path: Path, force: bool) -> None:
-    if path.exists() and not force:
-        raise OutputExistsError(f"{path} exists (use --force to overwrite)")
-    if path.exists() and path.is_dir():
+def _check_output(path: Path, force: bool, source: Path) -> None:
+    """Refuse an output that cannot or must not be written, before any coding work."""
+    if path.is_dir():
         raise OutputExistsError(f"{path} is a directory")
+    exists = path.exists() or path.is_symlink()  # a dangling link is an existing output too
+    if path.exists() and source.exists() and os.path.samefile(source, path):
+        raise OutputExistsError(f"{path} is the input file itself; choose another output")
+    if exists and not force:
+        raise OutputExistsError(f"{path} exists (use --force to overwrite)")
+    folder = Path(os.path.realpath(path)).parent if path.is_symlink() else (path.parent if str(path.parent) else Path("."))
+    if not folder.is_dir():
+        raise OutputLocationError(f"{folder}: output folder does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputLocationError(f"{folder}: output folder is not writable")
 
 
 def compress_file(
@@ -235,7 +268,7 @@ def compress_file(
 ) -> CompressResult:
     """Compress an image file to a .dcf file (atomic write; no overwrite without ``force``)."""
     dst = Path(dst)
-    _check_output(dst, force)
+    _check_output(dst, force, Path(src))
     result = compress_detailed(open_image(Path(src), max_pixels), quality, target_bpp=target_bpp, device=device)
     atomic_write(dst, result.data)
     return result
@@ -245,9 +278,13 @@ def decompress_file(
     src: str | Path, dst: str | Path, *, force: bool = False, device: str = "cpu", max_pixels: int = DEFAULT_MAX_PIXELS,
     steps: int | None = None, guidance: float = 1.0, eta: float = 0.0, seed: int = 0,
 ) -> Image.Image:
-    """Decode a .dcf file to an image file whose format its extension names."""
+    """Decode a .dcf file to an image file whose format its extension names.
+
+    Returns the image as written: without alpha where the format cannot store it, with
+    ``image.info["notices"]`` saying so.
+    """
     dst = Path(dst)
-    _check_output(dst, force)
+    _check_output(dst, force, Path(src))
     output_format(dst)  # reject an unknown extension before decoding
     try:
         data = Path(src).read_bytes()
@@ -256,5 +293,6 @@ def decompress_file(
     except IsADirectoryError:
         raise ImageInputError(f"{src}: is a directory") from None
     image = decompress(data, device=device, max_pixels=max_pixels, steps=steps, guidance=guidance, eta=eta, seed=seed)
-    save_image(image, dst)
-    return image
+    written, notices = save_image(image, dst)
+    written.info["notices"] = notices
+    return written

@@ -1,4 +1,4 @@
-"""Command-line interface: ``diffcodec compress | decompress | info | demo | train | benchmark``.
+"""Command-line interface: ``diffcodec compress | decompress | info | demo | view | train | benchmark``.
 
 \b
 Exit codes:
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import glob
 import json
+import os
 import signal
 import sys
 import time
@@ -20,13 +21,10 @@ from typing import Callable, Iterable
 
 import click
 
+from diffcodec.batch import CompressJob, DecompressJob, attempt
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MODEL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 DEFAULT_REALISM_STEPS = 1  # the shipped CPU-trained denoiser helps LPIPS only in one step (model card)
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".pnm", ".gif", ".avif"}
-
-
-class UserError(Exception):
-    """Expected failure of one input: reported as one line, never a traceback."""
 
 
 def _expand(sources: Iterable[str], suffixes: set[str]) -> list[Path]:
@@ -51,11 +49,18 @@ def _pairs(sources: tuple[str, ...], output_dir: Path | None, out_suffix: str, i
     """(input, output) pairs; ``SRC DST`` when exactly two arguments and the second is an output."""
     if len(sources) == 2 and is_output(sources[1]) and output_dir is None and not Path(sources[0]).is_dir():
         return [(Path(sources[0]), Path(sources[1]))]
+    if len(sources) >= 2 and is_output(sources[-1]) and output_dir is None:
+        raise click.UsageError(f"'{sources[-1]}' names one output file, but the inputs are a directory or "
+                               "several files: write them into a directory with -o DIR")
     inputs = _expand(sources, in_suffixes)
     if not inputs:
         raise click.UsageError("no input files")
     if output_dir is not None:
-        output_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            output_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise click.ClickException(f"cannot create output directory {output_dir}: "
+                                       f"{exc.strerror or exc}") from None
         pairs = [(i, output_dir / (i.stem + out_suffix)) for i in inputs]
     else:
         pairs = [(i, i.with_suffix(out_suffix)) for i in inputs]
@@ -74,26 +79,52 @@ def _install_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def _run_batch(pairs: list[tuple[Path, Path]], work: Callable[[Path, Path], str], quiet: bool) -> int:
-    """Run ``work`` on every pair, continue past failures, report them at the end."""
+def _report_line(bar, show_bar: bool, line: str, err: bool = False) -> None:
+    if show_bar:
+        bar.write(line, file=sys.stderr if err else sys.stdout)
+    else:
+        click.echo(line, err=err)
+
+
+def _run_batch(pairs: list[tuple[Path, Path]], work: Callable[[Path, Path], str], quiet: bool,
+               workers: int = 1, threads: int | None = None) -> int:
+    """Run ``work`` on every pair (in ``workers`` processes), continue past failures, report them at the end."""
     from tqdm import tqdm
 
     failures: list[str] = []
     show_bar = len(pairs) > 1 and not quiet
-    bar = tqdm(pairs, unit="file", disable=not show_bar, file=sys.stderr)
-    for src, dst in bar:
-        try:
-            line = work(src, dst)
-            if not quiet:
-                (bar.write if show_bar else click.echo)(line)
-        except KeyboardInterrupt:
-            bar.close()
-            click.echo(f"interrupted; {dst} not written", err=True)
-            return EXIT_INTERRUPTED
-        except UserError as exc:
-            failures.append(f"{src}: {exc}")
-            msg = f"error: {src}: {exc}"
-            (bar.write if show_bar else lambda m: click.echo(m, err=True))(msg)
+    bar = tqdm(total=len(pairs), unit="file", disable=not show_bar, file=sys.stderr)
+    results = _results_serial(pairs, work) if workers <= 1 or len(pairs) <= 1 else None
+    pool = None
+    if results is None:
+        import multiprocessing
+
+        per_worker = max(1, (threads or os.cpu_count() or 1) // workers)
+        # spawn: a forked child of a process whose OpenMP runtime already started can hang
+        pool = multiprocessing.get_context("spawn").Pool(min(workers, len(pairs)), _init_worker, (per_worker,))
+        results = pool.imap_unordered(attempt, [(work, src, dst) for src, dst in pairs])
+    current = pairs[0][1]
+    try:
+        for src, dst, ok, text in results:
+            current = dst
+            bar.update(1)
+            if ok:
+                if not quiet:
+                    _report_line(bar, show_bar, text)
+            else:
+                named = text if text.startswith(f"{src}:") else f"{src}: {text}"  # name the input once
+                failures.append(named)
+                _report_line(bar, show_bar, f"error: {named}", err=True)
+    except KeyboardInterrupt:
+        if pool is not None:
+            pool.terminate()  # workers take SIGTERM as an interrupt: their temporary files are removed
+            pool.join()
+        bar.close()
+        click.echo(f"interrupted; {current if pool is None else 'the files in progress'} not written", err=True)
+        return EXIT_INTERRUPTED
+    if pool is not None:
+        pool.close()
+        pool.join()  # workers leave on their own: no SIGTERM during their interpreter shutdown
     bar.close()
     if failures and len(pairs) > 1:
         click.echo(f"{len(failures)} of {len(pairs)} files failed:", err=True)
@@ -102,25 +133,36 @@ def _run_batch(pairs: list[tuple[Path, Path]], work: Callable[[Path, Path], str]
     return EXIT_FAILED if failures else EXIT_OK
 
 
-def _user_errors(fn: Callable[[Path, Path], str]) -> Callable[[Path, Path], str]:
-    """Map the library's expected exceptions onto :class:`UserError` with a one-line message."""
-    def wrapped(src: Path, dst: Path) -> str:
-        from bitstream import FormatError
-        from diffcodec.api import OutputExistsError
-        from diffcodec.image_io import ImageInputError
-        from diffcodec.weights import WeightError
+def _results_serial(pairs: list[tuple[Path, Path]], work: Callable[[Path, Path], str]):
+    for src, dst in pairs:
+        yield attempt((work, src, dst))
 
-        try:
-            return fn(src, dst)
-        except WeightError:
-            raise
-        except (FormatError, ImageInputError, OutputExistsError, ValueError) as exc:
-            raise UserError(str(exc)) from None
-        except PermissionError as exc:
-            raise UserError(f"permission denied: {exc.filename}") from None
-        except OSError as exc:
-            raise UserError(f"{exc.strerror or exc}") from None
-    return wrapped
+
+def _init_worker(threads: int) -> None:
+    """A batch worker process: its share of the CPU threads. Ctrl-C is the main process's to
+    handle; it ends the workers with SIGTERM, which unwinds a worker (its temporary file is
+    removed) and exits it quietly."""
+    import torch
+
+    def stop(signum, frame):  # noqa: ARG001
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends it at once
+        raise SystemExit(EXIT_INTERRUPTED)
+
+    torch.set_num_threads(threads)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, stop)
+
+
+def _parse_workers(ctx, param, value: str) -> int:  # noqa: ARG001
+    if value == "auto":
+        return os.cpu_count() or 1
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise click.BadParameter("must be a positive number or 'auto'")
+    return n
 
 
 def _threads(threads: int | None) -> None:
@@ -143,6 +185,9 @@ _common = [
     click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto."),
     click.option("--threads", type=click.IntRange(1, 256), default=None, help="CPU threads for the networks."),
     click.option("--quiet", "-q", is_flag=True, help="Only print errors."),
+    click.option("--workers", default="1", show_default=True, callback=_parse_workers,
+                 help="Files coded at once, each in its own process with its share of --threads "
+                      "(default: all cores); 'auto' = one per core."),
 ]
 
 
@@ -162,7 +207,7 @@ def _apply(options):
               help="Choose the highest quality whose file is at most this many bits per pixel.")
 @click.option("--max-pixels", type=click.IntRange(1), default=None, help="Refuse larger images.")
 @_apply(_common)
-def compress(sources, quality, target_bpp, max_pixels, force, output_dir, device, threads, quiet):
+def compress(sources, quality, target_bpp, max_pixels, force, output_dir, device, threads, quiet, workers):
     """Compress images to .dcf files.
 
     \b
@@ -171,23 +216,18 @@ def compress(sources, quality, target_bpp, max_pixels, force, output_dir, device
     diffcodec compress 'shots/*.jpg' -o compressed/ --quality 60
     """
     from bitstream import DEFAULT_MAX_PIXELS
-    from diffcodec.api import DEFAULT_QUALITY, compress_file
+    from diffcodec.api import DEFAULT_QUALITY
 
     if quality is not None and target_bpp is not None:
         raise click.UsageError("use either --quality or --target-bpp, not both")
     _threads(threads)
+    from diffcodec.image_io import IMAGE_SUFFIXES
+
     pairs = _pairs(sources, output_dir, ".dcf", IMAGE_SUFFIXES, lambda s: s.lower().endswith(".dcf"))
 
-    @_user_errors
-    def work(src: Path, dst: Path) -> str:
-        t0 = time.perf_counter()
-        res = compress_file(src, dst, DEFAULT_QUALITY if quality is None else quality, target_bpp=target_bpp,
-                            force=force, device=device, max_pixels=max_pixels or DEFAULT_MAX_PIXELS)
-        dt = time.perf_counter() - t0
-        notes = "".join(f" ({n})" for n in res.notices)
-        return f"{src} -> {dst}: {len(res.data)} bytes, {res.bpp:.4f} bpp, quality {res.quality:g}, {dt:.2f} s{notes}"
-
-    sys.exit(_guarded(lambda: _run_batch(pairs, work, quiet)))
+    work = CompressJob(DEFAULT_QUALITY if quality is None else quality, target_bpp,
+                       max_pixels or DEFAULT_MAX_PIXELS, force, device)
+    sys.exit(_guarded(lambda: _run_batch(pairs, work, quiet, workers, threads)))
 
 
 @main.command()
@@ -209,7 +249,7 @@ def compress(sources, quality, target_bpp, max_pixels, force, output_dir, device
 @click.option("--seed", type=int, default=0, show_default=True, help="Realism: noise seed.")
 @_apply(_common)
 def decompress(sources, fmt, max_pixels, realism, steps, guidance, eta, seed, force, output_dir, device, threads,
-               quiet):
+               quiet, workers):
     """Decode .dcf files to images (PNG unless the output's extension says otherwise).
 
     \b
@@ -225,22 +265,14 @@ def decompress(sources, fmt, max_pixels, realism, steps, guidance, eta, seed, fo
     drops. Same file, settings and seed give the same pixels on a machine.
     """
     from bitstream import DEFAULT_MAX_PIXELS
-    from diffcodec.api import decompress_file
 
     _threads(threads)
     suffix = "." + fmt.lower().lstrip(".")
     pairs = _pairs(sources, output_dir, suffix, {".dcf"}, lambda s: not s.lower().endswith(".dcf"))
 
-    @_user_errors
-    def work(src: Path, dst: Path) -> str:
-        t0 = time.perf_counter()
-        image = decompress_file(src, dst, force=force, device=device, max_pixels=max_pixels or DEFAULT_MAX_PIXELS,
-                                steps=DEFAULT_REALISM_STEPS if realism and steps is None else steps,
-                                guidance=guidance, eta=eta, seed=seed)
-        dt = time.perf_counter() - t0
-        return f"{src} -> {dst}: {image.width}x{image.height} {image.mode}, {dt:.2f} s"
-
-    sys.exit(_guarded(lambda: _run_batch(pairs, work, quiet)))
+    work = DecompressJob(max_pixels or DEFAULT_MAX_PIXELS, DEFAULT_REALISM_STEPS if realism and steps is None else steps,
+                         guidance, eta, seed, force, device)
+    sys.exit(_guarded(lambda: _run_batch(pairs, work, quiet, workers, threads)))
 
 
 @main.command()
@@ -264,7 +296,7 @@ def info(files, as_json):
         h = container.header
         entry = MODELS.get(h.model_id)
         fields = {
-            "file": str(path), "format_version": bitstream.FORMAT_VERSION, "width": h.width, "height": h.height,
+            "file": str(path), "format_version": h.format_version, "width": h.width, "height": h.height,
             "channels": h.channels, "source_bit_depth": h.bit_depth, "quality": h.quality,
             "model_id": h.model_id, "model": model_label(h.model_id),
             "realism_decoder": "available" if h.model_id in DENOISERS else "none",
@@ -343,16 +375,45 @@ def _guarded(run: Callable[[], int]) -> int:
         return EXIT_INTERRUPTED
 
 
-def _register_benchmark() -> None:
-    """`diffcodec benchmark` runs the benchmark suite of benchmarks/ when it is importable."""
-    try:
-        from benchmarks.cli import benchmark_command  # type: ignore[import-not-found]
+@main.command()
+@click.argument("source", required=False, type=click.Path(exists=True, path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to serve on (another host than 127.0.0.1 exposes the page to the network).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True)
+@click.option("--max-pixels", type=click.IntRange(1), default=4_000_000, show_default=True,
+              help="Refuse larger uploads and images.")
+def view(source, host, port, max_pixels):
+    """Compare every codec side by side at one target size in a local web page.
+
+    \b
+    diffcodec view ../shared/data/kodak      # pick one of its images in the page, or drop your own
+    diffcodec view photo.png
+
+    diffcodec fidelity and realism, JPEG, WebP, AVIF and HEVC (where installed) at the same
+    size, each with its real byte count, PSNR and LPIPS, synchronized zoom/pan and a split
+    slider. Needs `pip install 'diffcodec[view]'` and the benchmark suite (benchmarks/).
+    """
+    try:  # loaded only when called, like the benchmark command
+        from benchmarks.view.app import serve
+    except ImportError as exc:
+        raise click.ClickException(f"the comparison page needs Flask and the benchmark suite ({exc.name} is "
+                                   "missing): pip install 'diffcodec[view]'") from None
+    serve(source, host, port, max_pixels)
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def benchmark(args: tuple[str, ...]) -> None:
+    """Rate-distortion benchmark (same options as `python -m benchmarks run`)."""
+    try:  # loaded only when called: the codec never imports its benchmark suite
+        from benchmarks.cli import main as benchmark_main
     except ImportError:
-        return
-    main.add_command(benchmark_command, name="benchmark")
+        raise click.ClickException("the benchmark suite (benchmarks/) is not installed with this diffcodec") from None
+    argv = list(args)
+    if not argv or argv[0] not in ("run", "bdrate"):
+        argv = ["run", *argv]
+    sys.exit(benchmark_main(argv))
 
-
-_register_benchmark()
 
 if __name__ == "__main__":
     main()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import struct
 import warnings
 from dataclasses import dataclass
 from fractions import Fraction
@@ -104,6 +105,11 @@ def thread_invariant(device: torch.device):
             yield
 
 
+def stream_key(height: int, width: int, quality: float) -> bytes:
+    """The header fields a latent stream depends on, as its end marker's key (bitstream.entropy)."""
+    return struct.pack(">IIH", height, width, round(quality * 100))
+
+
 class Codec:
     """Encoder and fidelity decoder around one loaded model.
 
@@ -177,10 +183,11 @@ class Codec:
             indices.append(idx)
         return z_symbols.numpy(), torch.cat(symbols, dim=1).numpy(), np.concatenate(indices, axis=1)
 
-    def code(self, analysis: Analysis, quality: float) -> bytes:
-        """Entropy-code the latent at ``quality``; returns the latent stream."""
+    def code(self, analysis: Analysis, quality: float, terminated: bool = True) -> bytes:
+        """Entropy-code the latent at ``quality``; returns the latent stream, with its end marker
+        unless ``terminated`` is False (a format version 1 stream, as older files hold)."""
         z_symbols, y_symbols, idx = self.quantize(analysis, quality)
-        writer = StreamWriter()
+        writer = StreamWriter(end_key=stream_key(analysis.height, analysis.width, quality) if terminated else None)
         writer.categorical(z_symbols[0].reshape(z_symbols.shape[1], -1) + Z_RANGE, self.z_pmf)
         for c0, c1 in self.slices:  # one Gaussian run per slice, in decoding order
             writer.gaussian(y_symbols[:, c0:c1], idx[:, c0:c1])
@@ -190,11 +197,18 @@ class Codec:
         return self.code(self.analyse(image), quality)
 
     # ---- decoder -----------------------------------------------------------------------
-    def decode_latent(self, stream: bytes, height: int, width: int) -> Tensor:
-        """Entropy-decode the latent stream; returns the gained latent y_hat (1, M, h, w) float64, CPU."""
+    def decode_latent(self, stream: bytes, height: int, width: int, quality: float,
+                      terminated: bool = True) -> Tensor:
+        """Entropy-decode the latent stream; returns the gained latent y_hat (1, M, h, w) float64, CPU.
+
+        ``terminated`` is the header's :attr:`bitstream.Header.stream_terminated` (False for
+        format version 1 files). A stream that was not coded for exactly this ``height``,
+        ``width`` and ``quality`` raises :class:`bitstream.CorruptError`, before any synthesis.
+        """
         shape = latent_shape(self.model, height, width)
-        reader = StreamReader(stream)
+        reader = StreamReader(stream, end_key=stream_key(height, width, quality) if terminated else None)
         z_symbols = reader.categorical(self.z_pmf, shape.z_height * shape.z_width) - Z_RANGE
+        reader.check_not_dry()  # a header claiming a larger image is refused before the hyper-synthesis
         z_symbols = torch.from_numpy(z_symbols.astype(np.int64)).view(1, shape.z_channels, shape.z_height, shape.z_width)
         means, scales = self._hyper(z_symbols)
         y_hats: list[Tensor] = []
@@ -220,7 +234,7 @@ class Codec:
         return x.float()[..., :height, :width].clamp(0, 1)
 
     def decode(self, stream: bytes, quality: float, height: int, width: int) -> Tensor:
-        return self.synthesize(self.decode_latent(stream, height, width), quality, height, width)
+        return self.synthesize(self.decode_latent(stream, height, width, quality), quality, height, width)
 
     # ---- rate estimate -----------------------------------------------------------------
     def estimated_bits(self, analysis: Analysis, quality: float) -> float:

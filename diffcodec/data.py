@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm"}
+from diffcodec.image_io import IMAGE_SUFFIXES
 
 
 def list_images(root: Path) -> list[Path]:

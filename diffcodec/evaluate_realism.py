@@ -52,9 +52,9 @@ def evaluate(decoder: RealismDecoder | None, images: list[Path], qualities: list
     """One row per (quality, steps, guidance), fidelity (steps 0) first, then one per grain
     baseline (steps 0, ``grain`` set): means over ``images``."""
     import diffcodec
-    from benchmarks.metrics.base import to_tensor
-    from benchmarks.metrics.dists import DISTSNet
-    from benchmarks.metrics.lpips import LPIPSNet
+    from diffcodec.image_io import to_tensor
+    from diffcodec.perceptual.dists import DISTSNet
+    from diffcodec.perceptual.lpips import LPIPSNet
 
     lpips, dists = LPIPSNet("alex"), DISTSNet()
     rows = []

@@ -12,13 +12,18 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from bitstream import CorruptError
 
-Image.MAX_IMAGE_PIXELS = None  # we apply our own limit (below) with a clear message
+
+
+#: the image files diffcodec reads (the one list: CLI batches, training data, Dask, the benchmark)
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".pnm",
+                            ".gif", ".avif"})
 
 
 class ImageInputError(ValueError):
@@ -37,6 +42,27 @@ class SourceImage:
 
 
 _SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I", "F"}
+
+
+def _raw_modes(image: Image.Image) -> list[str]:
+    """The raw modes of a not yet loaded image's tiles (Pillow stores a string or a tuple)."""
+    modes = []
+    for tile in getattr(image, "tile", None) or []:
+        args = getattr(tile, "args", None)
+        if isinstance(args, str):
+            modes.append(args)
+        elif isinstance(args, tuple):
+            modes += [a for a in args if isinstance(a, str)]
+    return modes
+
+
+def is_sixteen_bit_colour(image: Image.Image) -> bool:
+    """Whether Pillow reads this RGB(A) image from 16 bits per channel (it hands out 8).
+
+    A 48- or 64-bit PNG or TIFF opens as mode RGB/RGBA with a raw mode such as ``RGB;16B``:
+    only the raw mode tells, and only before :meth:`PIL.Image.Image.load`.
+    """
+    return image.mode in ("RGB", "RGBA") and any(";16" in m for m in _raw_modes(image))
 
 
 def prepare(image: Image.Image, max_pixels: int | None = None) -> SourceImage:
@@ -88,14 +114,16 @@ def prepare(image: Image.Image, max_pixels: int | None = None) -> SourceImage:
     return SourceImage(np.asarray(image).copy(), None, 3, bit_depth, notices)
 
 
-def open_image(path: Path, max_pixels: int | None = None) -> SourceImage:
-    """Read an image file; unreadable or non-image files raise :class:`ImageInputError`."""
+def open_image(path: Path | BinaryIO, max_pixels: int | None = None, name: str | None = None) -> SourceImage:
+    """Read an image file (a path or an open binary file, e.g. an upload, named ``name`` in
+    messages); unreadable or non-image files raise :class:`ImageInputError`."""
+    label = name or path
     try:
         with Image.open(path) as im:
             w, h = im.size
             if max_pixels is not None and w * h > max_pixels:
-                raise ImageInputError(f"image of {w}x{h} pixels exceeds the limit of {max_pixels} pixels")
-            sixteen_bit_rgb = im.mode in ("RGB", "RGBA") and any(";16" in str(getattr(t, "args", ("",))[0]) for t in (im.tile or []))
+                raise ImageInputError(f"{label}: image of {w}x{h} pixels exceeds the limit of {max_pixels} pixels")
+            sixteen_bit_rgb = is_sixteen_bit_colour(im)
             im.load()
             source = prepare(im, max_pixels)
             if sixteen_bit_rgb:
@@ -105,13 +133,22 @@ def open_image(path: Path, max_pixels: int | None = None) -> SourceImage:
     except ImageInputError:
         raise
     except FileNotFoundError:
-        raise ImageInputError(f"{path}: no such file") from None
+        raise ImageInputError(f"{label}: no such file") from None
     except IsADirectoryError:
-        raise ImageInputError(f"{path}: is a directory") from None
+        raise ImageInputError(f"{label}: is a directory") from None
     except UnidentifiedImageError:
-        raise ImageInputError(f"{path}: not an image Pillow can read") from None
+        raise ImageInputError(f"{label}: not an image Pillow can read") from None
+    except Image.DecompressionBombError as exc:  # Pillow's own guard, left as Pillow sets it
+        raise ImageInputError(f"{label}: {exc}") from None
     except (OSError, ValueError, SyntaxError) as exc:
-        raise ImageInputError(f"{path}: damaged or unsupported image ({exc})") from None
+        raise ImageInputError(f"{label}: damaged or unsupported image ({exc})") from None
+
+
+def to_tensor(rgb: np.ndarray):
+    """uint8 (H, W, 3) -> float32 torch tensor (1, 3, H, W) in [0, 1] (torch imported here only)."""
+    import torch
+
+    return torch.from_numpy(np.array(rgb, dtype=np.float32)).permute(2, 0, 1)[None].div_(255.0)
 
 
 def encode_alpha(alpha: np.ndarray) -> bytes:
@@ -154,12 +191,21 @@ def atomic_write(path: Path, data: bytes | None = None, image: Image.Image | Non
     """Write bytes or an image to ``path`` via a temporary file in the same folder and a rename.
 
     An interruption leaves either the old file or the complete new one, never a partial file.
+    Replacing a file keeps its permission bits (a private 0600 file stays private); a symbolic
+    link is followed, so its target is replaced and the link stays a link. A new file gets the
+    permissions a plain open() gives (umask).
     """
     path = Path(path)
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        mode = 0o666 & ~_current_umask()
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent or ".")
     try:
-        # mkstemp makes the file private (0600); give it the permissions a plain open() would
-        os.chmod(tmp_name, 0o666 & ~_current_umask())
+        # mkstemp makes the file private (0600): give it the replaced file's or open()'s permissions
+        os.chmod(tmp_name, mode)
         with os.fdopen(fd, "wb") as fh:
             if data is not None:
                 fh.write(data)
@@ -191,9 +237,15 @@ def output_format(path: Path) -> str:
     return OUTPUT_FORMATS[suffix]
 
 
-def save_image(image: Image.Image, path: Path) -> None:
-    """Save atomically in the format its extension names (JPEG/BMP/PPM cannot store alpha: dropped)."""
+def save_image(image: Image.Image, path: Path) -> tuple[Image.Image, list[str]]:
+    """Save atomically in the format its extension names; returns (the image as written, notices).
+
+    JPEG, BMP and PPM cannot store alpha: it is dropped, and a notice says so.
+    """
     fmt = output_format(path)
+    notices = []
     if fmt in ("JPEG", "PPM", "BMP") and image.mode in ("RGBA", "LA"):
+        notices.append(f"alpha dropped: {fmt} cannot store it")
         image = image.convert("RGB" if image.mode == "RGBA" else "L")
     atomic_write(path, image=image, fmt=fmt)
+    return image, notices

@@ -79,6 +79,9 @@ class VariableRateHyperprior(nn.Module):
     def __init__(self, config: ModelConfig = ModelConfig()):
         super().__init__()
         self.config = config
+        # dtype the four transforms compute in during training (bf16 on CPUs with bf16 units):
+        # the weights stay fp32 masters; quantization, likelihoods and context stay fp32.
+        self.transform_dtype = torch.float32
         n, m, k = config.n, config.m, config.levels
         self.g_a = nn.Sequential(
             _conv(3, n), GDN(n), _conv(n, n), GDN(n), _conv(n, n), GDN(n), _conv(n, m)
@@ -157,25 +160,37 @@ class VariableRateHyperprior(nn.Module):
         return means + d_means, scales + d_scales
 
     # ---- training forward ---------------------------------------------------------------
+    def _transform(self, net: nn.Module, x: Tensor) -> Tensor:
+        """``net(x)`` computed in ``transform_dtype``, returned in fp32.
+
+        In bf16 the fp32 parameters are cast on the fly (``functional_call``), so gradients flow
+        back to the fp32 masters through the casts and the optimizer never sees bf16 weights.
+        """
+        dtype = self.transform_dtype
+        if dtype == torch.float32:
+            return net(x)
+        cast = {k: v.to(dtype) for k, v in (*net.named_parameters(), *net.named_buffers())}
+        return torch.func.functional_call(net, cast, (x.to(dtype),)).float()
+
     def forward(self, x: Tensor, t: Tensor, synthesize: bool = True) -> dict:
         """Training/evaluation pass with noise (rate) and straight-through rounding (distortion).
 
         ``synthesize=False`` skips the synthesis (``x_hat`` is None) when only the rate is trained.
         """
         gain, inv_gain = self.gains(t)
-        y = self.g_a(x) * gain
-        z = self.h_a(y)
+        y = self._transform(self.g_a, x) * gain
+        z = self._transform(self.h_a, y)
         _, z_likelihoods = self.entropy_bottleneck(z)
         medians = self.entropy_bottleneck._get_medians()
         z_hat = ste_round(z - medians) + medians
-        means, scales = self.split_params(self.h_s(z_hat))
+        means, scales = self.split_params(self._transform(self.h_s, z_hat))
         y_hats, y_likelihoods = [], []
         for i, (c0, c1) in enumerate(self.slice_bounds()):
             mu, sigma = self.slice_params(i, means[:, c0:c1], scales[:, c0:c1], y_hats)
             y_likelihoods.append(self.gaussian_conditional(y[:, c0:c1], sigma, mu)[1])
             y_hats.append(ste_round(y[:, c0:c1] - mu) + mu)
         y_hat = torch.cat(y_hats, dim=1)
-        x_hat = self.g_s(y_hat * inv_gain) if synthesize else None
+        x_hat = self._transform(self.g_s, y_hat * inv_gain) if synthesize else None
         return {"x_hat": x_hat, "likelihoods": {"y": torch.cat(y_likelihoods, dim=1), "z": z_likelihoods}}
 
     @torch.no_grad()

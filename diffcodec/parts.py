@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import torch
 from safetensors.torch import load, save
+
+from diffcodec.image_io import atomic_write
 
 MAX_PART_BYTES = 15 * 1024 * 1024  # below the device tool's 16 MiB per returned file
 SNAPSHOT_FILE = "snapshot.json"
@@ -25,12 +26,6 @@ SNAPSHOT_FILE = "snapshot.json"
 
 class SnapshotError(RuntimeError):
     """A snapshot directory is missing, incomplete or damaged."""
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def save_snapshot(directory: Path, model: dict[str, torch.Tensor], ema: dict[str, torch.Tensor],
@@ -54,14 +49,14 @@ def save_snapshot(directory: Path, model: dict[str, torch.Tensor], ema: dict[str
     for i, group in enumerate(groups):
         data = save(group)
         path = directory / f"part-{i:02d}.safetensors"
-        _write_atomic(path, data)
+        atomic_write(path, data)
         paths.append(path)
         digests[path.name] = hashlib.sha256(data).hexdigest()
     for stale in directory.glob("part-*.safetensors"):
         if stale.name not in digests:
             stale.unlink()
     meta = {"format": "diffcodec-snapshot-1", "step": step, "config": config, "parts": digests}
-    _write_atomic(directory / SNAPSHOT_FILE, json.dumps(meta, indent=1).encode())
+    atomic_write(directory / SNAPSHOT_FILE, json.dumps(meta, indent=1).encode())
     return paths
 
 

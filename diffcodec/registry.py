@@ -5,7 +5,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from diffcodec.weights import LoadedModel, load_weights
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the weights loader imports torch: only load_model needs it
+    from diffcodec.weights import LoadedModel
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
@@ -25,25 +28,26 @@ MODELS: dict[int, ModelEntry] = {
         filename="channel-context-cpu2.safetensors",
         sha256="5727d53425bc15ebde8d128e0b1904dbb63d2f10b2fcc11026c7470cc9da58aa",
     ),
-    3: ModelEntry(
-        model_id=3,
-        name="channel-context-gpu1",
-        filename="channel-context-gpu1.safetensors",
-        sha256="2d7a3e13590c52d0c54a21b6fdc0d77bdb110edb2457804e3339f652a18eb136",
-    ),
     4: ModelEntry(
         model_id=4,
         name="channel-context-cpu3",
         filename="channel-context-cpu3.safetensors",
         sha256="f8391e6aa1293bfc82e2ac4c1b384532668d35c7a2b2743e076edeed9285cd47",
     ),
+    5: ModelEntry(
+        model_id=5,
+        name="channel-context-cpu4",
+        filename="channel-context-cpu4.safetensors",
+        sha256="f034438fc8e1c486b5eb9636263b1550f02893305486955e4c3b6f07c861c503",
+    ),
 }
-DEFAULT_MODEL_ID = 4
+DEFAULT_MODEL_ID = 5
 
 #: Models whose weights no longer ship (the package keeps its weights near 40 MB): their files
 #: get a clear error naming the last release that decodes them.
 RETIRED: dict[int, tuple[str, str]] = {
     1: ("hyperprior-vr-cpu1", "0.1.0"),
+    3: ("channel-context-gpu1", "0.2.1"),
 }
 
 
@@ -72,7 +76,8 @@ class DenoiserEntry:
 
 
 #: trained on model 3's and then model 4's reconstructions (model 4 is model 3 fine-tuned with
-#: two more levels below); its level input keeps model 3's lambda scale (--lambda-range)
+#: two more levels below, model 5 is model 4 fine-tuned); its level input keeps model 3's lambda
+#: scale (--lambda-range)
 REALISM_CC4 = DenoiserEntry(
     filename="realism-cc4-cpu1.safetensors",
     sha256="01af8a104764bfcf2336914b99aeb922ad61e573feed3977f4888e6815d59f12",
@@ -80,7 +85,7 @@ REALISM_CC4 = DenoiserEntry(
 )
 
 #: Realism decoders by codec model id; a model without one decodes in fidelity mode only.
-DENOISERS: dict[int, DenoiserEntry] = {3: REALISM_CC4, 4: REALISM_CC4}
+DENOISERS: dict[int, DenoiserEntry] = {4: REALISM_CC4, 5: REALISM_CC4}
 
 
 class RealismUnavailableError(ValueError):
@@ -109,5 +114,7 @@ def load_denoiser_file(path: Path, sha256: str):
 @lru_cache(maxsize=4)
 def load_model(model_id: int = DEFAULT_MODEL_ID) -> LoadedModel:
     """Load (once per process) and checksum-verify a registered model."""
+    from diffcodec.weights import load_weights
+
     entry = MODELS[model_id]
     return load_weights(WEIGHTS_DIR / entry.filename, entry.sha256, entry.name, entry.model_id)

@@ -138,6 +138,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
                    help="NHWC memory layout (about 1.5x faster CPU training here)")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="dtype of the four transforms' arithmetic (g_a, g_s, h_a, h_s); weights, optimizer, "
+                        "quantization, likelihoods and loss stay fp32. bf16 pays on CPUs with bf16 units "
+                        "(benchmarks/results/train_speed/)")
     p.add_argument("--rescale-gains", type=float, default=None,
                    help="on resume, multiply every gain by this factor (inverse gains divided by it): "
                         "finer quantization of an under-scaled latent, which early CPU training "
@@ -214,6 +218,7 @@ def main(argv: list[str] | None = None) -> None:
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     ema = copy.deepcopy(model).eval()
+    model.transform_dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
     if init_ema is not None:  # a snapshot of a model without the context networks leaves them as they are
         try:
             load_learned(ema, init_ema, allow_missing="context.")

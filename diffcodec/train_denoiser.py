@@ -165,12 +165,12 @@ def main(argv: list[str] | None = None) -> None:
 
     lpips = None
     if args.lpips_weight > 0:
-        from benchmarks.metrics.lpips import LPIPSNet  # offline AlexNet weights (benchmarks/requirements-metrics.txt)
+        from diffcodec.perceptual.lpips import LPIPSNet  # offline AlexNet weights (benchmarks/requirements-metrics.txt)
 
         lpips = LPIPSNet("alex").to(device).eval().requires_grad_(False)
     dists = None
     if args.dists_weight > 0:
-        from benchmarks.metrics.dists import DISTSNet  # offline VGG16 + alpha/beta (benchmarks/requirements-metrics.txt)
+        from diffcodec.perceptual.dists import DISTSNet  # offline VGG16 + alpha/beta (benchmarks/requirements-metrics.txt)
 
         dists = DISTSNet().to(device).eval().requires_grad_(False)
 

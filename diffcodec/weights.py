@@ -18,7 +18,9 @@ from diffcodec.model import ModelConfig, VariableRateHyperprior
 
 Z_RANGE = 63  # hyper-latent symbols are clamped to [-Z_RANGE, Z_RANGE] around the channel median
 _DROP_SUFFIXES = ("._offset", "._quantized_cdf", "._cdf_length", ".scale_table")  # compressai coder state, unused
-_FP32_PREFIXES = ("log_gain", "log_inv_gain", "entropy_bottleneck", "z_pmf", "z_medians")
+# fp32 in the file: the gains, the hyper-latent's prior and its tables, and the Gaussian
+# conditional's constant bounds (fp16 flushed its 1e-9 likelihood bound to 0 before model 5)
+_FP32_PREFIXES = ("log_gain", "log_inv_gain", "entropy_bottleneck", "z_pmf", "z_medians", "gaussian_conditional")
 
 
 class WeightError(RuntimeError):

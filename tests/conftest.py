@@ -1,6 +1,8 @@
 """Shared fixtures: a tiny random model (no training needed) and real Kodak images."""
 from __future__ import annotations
 
+import os
+import secrets
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,14 @@ from PIL import Image
 from diffcodec.codec import Codec
 from diffcodec.model import ModelConfig, VariableRateHyperprior
 from diffcodec.weights import export, load_weights
+
+# A fresh fuzz seed for every run (tests/fuzz), printed in pytest's header so a failure can be replayed.
+os.environ.setdefault("FUZZ_SEED", str(secrets.randbits(32)))
+
+
+def pytest_report_header(config):  # noqa: ARG001
+    return f"fuzz seed: {os.environ['FUZZ_SEED']} (replay with FUZZ_SEED={os.environ['FUZZ_SEED']})"
+
 
 REPO = Path(__file__).resolve().parents[1]
 KODAK = REPO.parent / "shared" / "data" / "kodak"

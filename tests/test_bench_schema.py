@@ -137,15 +137,22 @@ def test_aggregate_means_and_sorting():
 def test_click_command_and_bdrate_subcommand(dataset, tmp_path, capsys):
     from click.testing import CliRunner
 
-    res = CliRunner().invoke(cli.benchmark_command, ["--help"])
+    from diffcodec.cli import main as diffcodec_main
+
+    res = CliRunner().invoke(diffcodec_main, ["benchmark", "--help"])
     assert res.exit_code == 0 and "--codecs" in res.output
     out = tmp_path / "o"
     assert _run(dataset, out, tmp_path / "c", ["--no-plots"]) == 0
     capsys.readouterr()
+    # a curve needing 20 % fewer bits at every quality has a BD-rate of exactly -20 %
+    shifted = json.loads((out / "jpeg420.json").read_text())
+    shifted["name"] = "shifted"
+    shifted["results"]["bpp"] = [0.8 * v for v in shifted["results"]["bpp"]]
+    (out / "shifted.json").write_text(json.dumps(shifted))
     assert cli.main(["bdrate", str(out / "jpeg420.json"), str(out / "jpeg420.json"),
-                     str(out / "webp.json")]) == 0
+                     str(out / "shifted.json")]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert "+0.00 %" in lines[0] and len(lines) == 2
+    assert len(lines) == 2 and "+0.00 %" in lines[0] and "-20.00 %" in lines[1], lines
 
 
 def test_parallel_workers_match_serial(dataset, tmp_path, capsys):

@@ -1,7 +1,6 @@
 """The command line as a user meets it: exit codes, one-line errors, no lost or partial files."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -138,7 +137,8 @@ def test_pixel_limit_on_decode(images):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_signal_mid_batch_leaves_no_partial_file(tmp_path, sig):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_signal_mid_batch_leaves_no_partial_file(tmp_path, sig, workers):
     yy, xx = np.mgrid[0:512, 0:768]
     big = np.dstack([(xx * 3) % 256, (yy * 5) % 256, (xx + yy) % 256]).astype(np.uint8)
     for i in range(6):
@@ -146,7 +146,7 @@ def test_signal_mid_batch_leaves_no_partial_file(tmp_path, sig):
     out = tmp_path / "out"
     # a test run started in the background inherits SIGINT ignored (as nohup/`&` set it), which
     # the CLI rightly keeps; give the child the default disposition so the test means the same anywhere
-    proc = subprocess.Popen([*DIFFCODEC, "compress", str(tmp_path), "-o", str(out)],
+    proc = subprocess.Popen([*DIFFCODEC, "compress", str(tmp_path), "-o", str(out), "--workers", workers],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
@@ -197,3 +197,94 @@ def test_a_retired_models_file_is_named_and_refused_in_one_line(images):
     assert r.returncode == 1 and f"diffcodec {release}" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (images / "old.png").exists()
     _no_traceback(r)
+
+
+def test_output_directory_that_cannot_be_created_is_one_line(images):
+    (images / "plain").write_text("a regular file")
+    r = run("compress", images / "a.png", images / "b.jpg", "-o", images / "plain" / "out")
+    assert r.returncode == 1, r.stderr
+    _no_traceback(r)
+    assert "cannot create output directory" in r.stderr and str(images / "plain" / "out") in r.stderr
+
+
+def test_a_missing_output_folder_is_named_not_the_input(images):
+    r = run("compress", images / "a.png", images / "nowhere" / "a.dcf")
+    assert r.returncode == 1
+    _no_traceback(r)
+    assert f"{images / 'nowhere'}: output folder does not exist" in r.stderr
+    assert "a.png: No such file" not in r.stderr
+
+
+def test_batch_errors_go_to_stderr_only(images):
+    (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    r = run("compress", images, "-o", images / "out")
+    assert r.returncode == 1
+    assert "broken.png" in r.stderr and "broken.png" not in r.stdout
+
+
+def test_alpha_dropped_by_the_output_format_is_reported(images):
+    rgba = np.dstack([np.asarray(Image.open(images / "a.png")), np.full((48, 80), 200, np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(images / "t.png")
+    assert run("compress", images / "t.png", images / "t.dcf").returncode == 0
+    r = run("decompress", images / "t.dcf", images / "t.jpg")
+    assert r.returncode == 0, r.stderr
+    assert " RGB," in r.stdout and "alpha dropped: JPEG cannot store it" in r.stdout
+    assert Image.open(images / "t.jpg").mode == "RGB"
+
+
+def test_same_input_and_output_is_refused_even_with_force(images):
+    before = (images / "a.png").read_bytes()
+    r = run("compress", images / "a.png", images / "a.png", "--force")
+    assert r.returncode in (1, 2)
+    _no_traceback(r)
+    assert (images / "a.png").read_bytes() == before
+
+
+def test_directory_with_a_single_output_name_is_a_usage_error(images):
+    assert run("compress", images / "a.png", images / "a.dcf").returncode == 0
+    r = run("decompress", images, images / "out.png")
+    assert r.returncode == 2 and "-o DIR" in r.stderr
+    _no_traceback(r)
+
+
+def test_info_reads_the_header_without_loading_torch(images):
+    assert run("compress", images / "a.png", images / "a.dcf").returncode == 0
+    code = ("import runpy, sys; sys.argv = ['diffcodec', 'info', sys.argv[1]]\n"
+            "try:\n    runpy.run_module('diffcodec', run_name='__main__')\nexcept SystemExit as e:\n"
+            "    print('exit', e.code, 'torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code, str(images / "a.dcf")], capture_output=True, text=True, timeout=120)
+    assert "format_version: 2" in r.stdout and r.stdout.strip().endswith("exit 0 False"), r.stdout + r.stderr
+
+
+def test_workers_write_the_same_bytes_as_one_process(images):
+    one, two = images / "one", images / "two"
+    assert run("compress", images, "-o", one, "--workers", "1", "--quiet").returncode == 0
+    r = run("compress", images, "-o", two, "--workers", "2")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count(" -> ") == 3
+    names = sorted(p.name for p in one.iterdir())
+    assert names == sorted(p.name for p in two.iterdir()) == ["a.dcf", "b.dcf", "c.dcf"]
+    for name in names:
+        assert (one / name).read_bytes() == (two / name).read_bytes()
+    r = run("decompress", two, "-o", images / "dec", "--workers", "auto")
+    assert r.returncode == 0, r.stderr
+    for name in names:
+        stem = name[:-4]
+        assert np.array_equal(np.asarray(Image.open(images / "dec" / f"{stem}.png")),
+                              np.asarray(diffcodec_decompress(one / name)))
+
+
+def test_workers_continue_past_a_bad_file(images):
+    (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    r = run("compress", images, "-o", images / "out", "--workers", "2")
+    assert r.returncode == 1
+    _no_traceback(r)
+    assert "1 of 4 files failed" in r.stderr and "broken.png" not in r.stdout
+    assert sorted(p.name for p in (images / "out").iterdir()) == ["a.dcf", "b.dcf", "c.dcf"]
+    assert run("compress", images / "a.png", "-o", images / "o2", "--workers", "0").returncode == 2
+
+
+def diffcodec_decompress(path):
+    import diffcodec
+
+    return diffcodec.decompress(Path(path).read_bytes())

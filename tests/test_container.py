@@ -50,16 +50,31 @@ def test_rejects_foreign_file():
 
 def test_rejects_unknown_version():
     data = bytearray(pack(HEADER, LATENT, ALPHA))
-    data[4] = 2
-    with pytest.raises(UnsupportedVersionError, match="version 2"):
-        parse(bytes(data))
+    for version in (0, 3, 255):
+        data[4] = version
+        with pytest.raises(UnsupportedVersionError, match=f"version {version} .*reads versions 1, 2"):
+            parse(bytes(seal(bytes(data[:-4]))))
 
 
-@pytest.mark.parametrize("cut", range(0, 60))
-def test_truncation_anywhere_is_rejected(cut):
+def test_version_1_files_are_still_read():
+    """Files written before the latent stream's end marker (format 2) keep decoding."""
+    old = pack(Header(**{**HEADER.__dict__, "format_version": 1}), LATENT, ALPHA)
+    assert old[4] == 1
+    c = parse(old)
+    assert c.header.format_version == 1 and not c.header.stream_terminated
+    assert parse(pack(HEADER, LATENT, ALPHA)).header.stream_terminated
+    with pytest.raises(ValueError):
+        pack(Header(**{**HEADER.__dict__, "format_version": 3}), LATENT, ALPHA)
+
+
+def test_truncation_anywhere_is_rejected():
+    """Every proper prefix, from inside the magic through the header fields to the CRC."""
     data = pack(HEADER, LATENT, ALPHA)
-    with pytest.raises(FormatError):
-        parse(data[: len(data) - 1 - cut] if cut < len(data) else b"")
+    header_end = len(data) - 4 - len(LATENT) - len(ALPHA)
+    assert header_end == 20  # so the loop cuts inside every header field
+    for length in range(len(data)):
+        with pytest.raises(FormatError):
+            parse(data[:length])
 
 
 def test_truncation_is_reported_as_truncation():
@@ -155,7 +170,8 @@ def test_pack_refuses_inconsistent_headers():
 
 def test_magic_and_version_constants():
     assert bitstream.MAGIC == b"\x89DCF"
-    assert pack(HEADER, LATENT, ALPHA)[4] == bitstream.FORMAT_VERSION == 1
+    assert pack(HEADER, LATENT, ALPHA)[4] == bitstream.FORMAT_VERSION == 2
+    assert bitstream.READABLE_VERSIONS == (1, 2)
 
 
 def test_seal_matches_pack_checksum():

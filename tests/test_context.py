@@ -63,7 +63,7 @@ def test_decoder_reproduces_the_encoders_latent(codecs):
     for q in (0, 45, 100):
         a = codec.analyse(x)
         stream = codec.code(a, q)
-        y_hat = codec.decode_latent(stream, 90, 130)
+        y_hat = codec.decode_latent(stream, 90, 130, q)
         gain, _ = codec.net.gains(torch.tensor([q / 100 * 3.0]))
         y = (a.y * gain).double()
         # y_hat = round(y - mu) + mu with the encoder's mu: within half a step of y everywhere

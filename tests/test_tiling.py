@@ -41,7 +41,7 @@ def test_codec_tiles_without_seams(tiny_model):
     a_whole, a_tiled = whole.analyse(x), tiled.analyse(x)
     assert torch.allclose(a_whole.y, a_tiled.y, atol=1e-5)
     stream = whole.code(a_whole, 70.0)
-    y_hat = whole.decode_latent(stream, 190, 290)
+    y_hat = whole.decode_latent(stream, 190, 290, 70.0)
     img_whole = whole.synthesize(y_hat, 70.0, 190, 290)
     img_tiled = tiled.synthesize(y_hat, 70.0, 190, 290)
     assert (img_whole - img_tiled).abs().max().item() < 1e-5

@@ -48,7 +48,29 @@ def test_train_resume_export_and_warm_start(tmp_path):
     ck = torch.load(warm / "checkpoint.pt", weights_only=False)
     for state in (ck["model"], ck["ema"]):
         assert state["gaussian_conditional.likelihood_lower_bound.bound"].item() == pytest.approx(1e-9)
-    assert model.net.state_dict()["gaussian_conditional.likelihood_lower_bound.bound"].item() == 0.0
+    # files exported from model 5 on keep the Gaussian conditional's constants in fp32
+    assert model.net.state_dict()["gaussian_conditional.likelihood_lower_bound.bound"].item() == pytest.approx(1e-9)
+
+
+def test_bf16_transforms_train_fp32_master_weights():
+    """--precision bf16: the transforms compute in bf16, the parameters and their gradients stay
+    fp32, and the loss is close to the fp32 loss of the same network and batch."""
+    from diffcodec.model import ModelConfig, VariableRateHyperprior
+
+    torch.manual_seed(0)
+    net = VariableRateHyperprior(ModelConfig(n=16, m=24, levels=4, context_slices=2, context_width=8))
+    x = torch.rand(2, 3, 64, 64)
+    t = torch.tensor([0.5, 2.5])
+    fp32 = train.rd_loss(net, x, t)["loss"]
+    net.transform_dtype = torch.bfloat16
+    stats = train.rd_loss(net, x, t)
+    stats["loss"].backward()
+    assert stats["loss"].dtype == torch.float32
+    assert abs(stats["loss"].item() - fp32.item()) < 0.02 * abs(fp32.item())
+    for name, p in net.named_parameters():
+        assert p.dtype == torch.float32
+        if name.startswith(("g_a.", "g_s.", "h_a.", "h_s.")):
+            assert p.grad is not None and p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all(), name
 
 
 def test_load_learned_refuses_weights_of_another_shape():

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from diffcodec.image_io import to_tensor  # noqa: F401  (the one image->tensor)
+
 
 class Metric(ABC):
     """Full-reference image metric on uint8 (H, W, 3) RGB arrays."""
@@ -50,10 +52,3 @@ class Metric(ABC):
             h.update(d.encode())
         h.update(self.version_extra().encode())
         return h.hexdigest()[:16]
-
-
-def to_tensor(rgb: np.ndarray):
-    """uint8 (H, W, 3) -> float32 torch tensor (1, 3, H, W) in [0, 1]."""
-    import torch
-
-    return torch.from_numpy(np.array(rgb, dtype=np.float32)).permute(2, 0, 1)[None].div_(255.0)

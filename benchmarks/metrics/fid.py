@@ -16,7 +16,7 @@ from typing import Iterable
 import numpy as np
 from scipy import linalg
 
-from benchmarks.metrics import weights as W
+from diffcodec.perceptual import weights as W
 
 PATCH = 256
 MIN_PATCHES = 2048

@@ -1,0 +1,161 @@
+"""Training speed of the fidelity model in fp32 and in bf16, and whether bf16 learns the same.
+
+    python -m benchmarks.train_speed --out benchmarks/results/train_speed/speed.json
+    python -m benchmarks.train_speed --equal-steps 300 --out benchmarks/results/train_speed/equal.json
+
+Speed: one full training step (forward, backward, gradient clipping, Adam) of the shipped
+default model on the same batches, timed alone, in ``--rounds`` alternating rounds per
+precision. Equal runs (``--equal-steps``): both precisions train the same number of steps
+from the same weights on the same crops and rate levels; then both EMA-free networks are
+scored with the real entropy coder on Kodak and compared by BD-rate (bf16 against fp32).
+Run nothing else CPU-heavy beside it: two OpenMP jobs at once slow each other about tenfold.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from diffcodec.codec import Codec
+from diffcodec.data import CropSampler, list_images, load_corpus
+from diffcodec.evaluate import evaluate
+from diffcodec.model import VariableRateHyperprior
+from diffcodec.registry import DEFAULT_MODEL_ID, MODELS, WEIGHTS_DIR
+from diffcodec.train import load_learned, rd_loss
+from diffcodec.weights import export, load_weights
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def cpu_description() -> dict:
+    """The CPU's model name and its bf16 instruction sets (what decides bf16's speed-up)."""
+    name, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                name = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+                break
+    except OSError:
+        pass
+    return {"cpu": name, "bf16_units": sorted(f for f in flags if "bf16" in f)}
+
+
+def fresh_model(init: Path, precision: str) -> tuple[VariableRateHyperprior, torch.optim.Optimizer]:
+    """The shipped network in fp32 masters (channels-last), computing its transforms in ``precision``."""
+    shipped = load_weights(init, None).net
+    model = VariableRateHyperprior(shipped.config)
+    load_learned(model, shipped.state_dict())
+    model = model.to(memory_format=torch.channels_last).train()
+    model.transform_dtype = DTYPES[precision]
+    params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
+    return model, torch.optim.Adam(params, lr=1e-4)
+
+
+def train_step(model: VariableRateHyperprior, opt: torch.optim.Optimizer, x: torch.Tensor, t: torch.Tensor) -> float:
+    stats = rd_loss(model, x, t)
+    opt.zero_grad(set_to_none=True)
+    stats["loss"].backward()
+    torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], 1.0)
+    opt.step()
+    return stats["loss"].item()
+
+
+def batches(data: Path, crop: int, batch: int, count: int, levels: int, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``count`` fixed (crops, levels) pairs, the same for every precision."""
+    sampler = CropSampler(load_corpus(data, crop), crop, seed)
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(count):
+        x = sampler.sample(batch).float().div_(255.0).contiguous(memory_format=torch.channels_last)
+        out.append((x, torch.rand(batch, generator=gen) * (levels - 1)))
+    return out
+
+
+def time_precision(init: Path, precision: str, work: list, warmup: int) -> list[float]:
+    """Seconds per step for each batch after ``warmup`` untimed ones."""
+    model, opt = fresh_model(init, precision)
+    times = []
+    for i, (x, t) in enumerate(work):
+        start = time.perf_counter()
+        train_step(model, opt, x, t)
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return times
+
+
+def equal_run(init: Path, precision: str, work: list, images: list[Path], qualities: list[float]) -> dict:
+    """Train on ``work`` in ``precision``, then code ``images`` for real: the RD points and the losses."""
+    model, opt = fresh_model(init, precision)
+    losses = [train_step(model, opt, x, t) for x, t in work]
+    model.transform_dtype = torch.float32
+    with tempfile.TemporaryDirectory() as tmp:
+        export(model.eval(), Path(tmp) / "w.safetensors")
+        codec = Codec(load_weights(Path(tmp) / "w.safetensors", None))
+    rows = evaluate(codec, images, qualities)
+    tail = max(1, len(losses) // 10)
+    return {"loss_first": losses[0], "loss_last_tenth_mean": statistics.fmean(losses[-tail:]),
+            "points": [{"quality": q, "bpp": b, "psnr": p} for q, b, p in rows]}
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, default=Path("../shared/data/train"))
+    p.add_argument("--init", type=Path, default=None, help="weights to start from (default: the default model's)")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--crop", type=int, default=256)
+    p.add_argument("--steps", type=int, default=8, help="timed steps per round and precision")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--equal-steps", type=int, default=0,
+                   help="instead of timing: train this many steps in each precision and compare RD on Kodak")
+    p.add_argument("--kodak", type=Path, default=Path("../shared/data/kodak"))
+    p.add_argument("--limit", type=int, default=6, help="Kodak images scored after the equal runs")
+    p.add_argument("--qualities", type=float, nargs="+", default=[0, 25, 50, 75, 100])
+    p.add_argument("--out", type=Path, required=True)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    init = args.init or Path(os.path.relpath(WEIGHTS_DIR / MODELS[DEFAULT_MODEL_ID].filename))
+    levels = load_weights(init, None).net.config.levels
+    result: dict = {"command": "python -m benchmarks.train_speed " + " ".join(argv or __import__("sys").argv[1:]),
+                    "init": str(init), "batch": args.batch, "crop": args.crop, "threads": args.threads,
+                    "torch": torch.__version__, **cpu_description(),
+                    "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    if args.equal_steps:
+        from benchmarks.bdrate import bd_rate
+
+        work = batches(args.data, args.crop, args.batch, args.equal_steps, levels, seed=1)
+        images = list_images(args.kodak)[: args.limit]
+        runs = {prec: equal_run(init, prec, work, images, args.qualities) for prec in DTYPES}
+        curve = {prec: ([pt["bpp"] for pt in r["points"]], [pt["psnr"] for pt in r["points"]]) for prec, r in runs.items()}
+        result |= {"equal_steps": args.equal_steps, "images": [i.name for i in images], "runs": runs,
+                   "bd_rate_bf16_vs_fp32_percent": bd_rate(*curve["fp32"], *curve["bf16"])}
+        print(f"BD-rate of bf16 against fp32 after {args.equal_steps} equal steps: "
+              f"{result['bd_rate_bf16_vs_fp32_percent']:+.2f} %")
+    else:
+        work = batches(args.data, args.crop, args.batch, args.warmup + args.steps, levels, seed=0)
+        times: dict[str, list[float]] = {prec: [] for prec in DTYPES}
+        for _ in range(args.rounds):
+            for prec in DTYPES:
+                times[prec] += time_precision(init, prec, work, args.warmup)
+        medians = {prec: statistics.median(v) for prec, v in times.items()}
+        result |= {"seconds_per_step": times, "median_seconds_per_step": medians,
+                   "speedup_bf16": medians["fp32"] / medians["bf16"]}
+        print(f"fp32 {medians['fp32']:.3f} s/step, bf16 {medians['bf16']:.3f} s/step: "
+              f"{result['speedup_bf16']:.2f}x")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
