@@ -63,7 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="target bpp of the crop figure (default: the diffcodec point nearest 0.2)")
     r.add_argument("--no-plots", action="store_true", help="skip PNG figures")
     r.add_argument("--fid", action="store_true",
-                   help="also compute FID/KID on 256x256 patches (refused for small sets)")
+                   help="also compute FID/KID on image patches (refused for sets with too few patches)")
+    r.add_argument("--fid-patch", type=int, default=256,
+                   help="FID/KID patch side (128 for Kodak: 936 patches with the half-shifted grid)")
+    r.add_argument("--fid-max-bpp", type=float, default=None,
+                   help="FID/KID only for settings at most this many bpp (mean over the images)")
+    r.add_argument("--fid-codecs", default=None, help="comma list: FID/KID only for these codecs")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("-v", "--verbose", action="store_true")
 
@@ -134,7 +139,9 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         from benchmarks.metrics.fid import FIDRefused
 
         try:
-            extra = fid_pass.compute(images, codecs, spec, outcome, progress=not args.quiet)
+            extra = fid_pass.compute(images, codecs, spec, outcome, progress=not args.quiet, patch=args.fid_patch,
+                                     max_bpp=args.fid_max_bpp,
+                                     only=args.fid_codecs.split(",") if args.fid_codecs else None)
         except FIDRefused as exc:
             print(f"NOTICE: {exc}", file=sys.stderr)
             skipped["fid/kid"] = str(exc)

@@ -267,26 +267,31 @@ def realism_table(curves: list[CodecCurve]) -> str:
     real, hevc, fid = by_name.get("diffcodec-realism"), by_name.get("hevc"), by_name.get("diffcodec")
     if real is None or hevc is None or fid is None:
         return ""
+    metrics = ["lpips", "dists", "psnr-rgb"] + [m for m in ("fid", "kid") if m in real.results]
     header = ["setting", "bpp"]
-    for m in ("lpips", "dists", "psnr-rgb"):
-        header += [f"{METRIC_LABELS.get(m, m)} realism", "fidelity", "HEVC"]
+    for m in metrics:
+        header += [f"{METRIC_LABELS.get(m, m.upper())} realism", "fidelity", "HEVC"]
     header += ["LPIPS realism / HEVC", "DISTS realism / HEVC"]
     rows = []
     r = real.results
     for i, bpp in enumerate(r["bpp"]):
         row = [format_setting(r["quality"][i]), f"{bpp:.3f}"]
         ratios = []
-        for m in ("lpips", "dists", "psnr-rgb"):
+        for m in metrics:
             own = r.get(m, [None] * len(r["bpp"]))[i]
             f, h = _interp_log_bpp(fid, m, bpp), _interp_log_bpp(hevc, m, bpp)
-            digits = 2 if m == "psnr-rgb" else 4
+            digits = {"psnr-rgb": 2, "fid": 1, "kid": 4}.get(m, 4)
             row += [fmt(own, digits), fmt(f, digits), fmt(h, digits)]
-            if m != "psnr-rgb":
+            if m in ("lpips", "dists"):
                 ratios.append(fmt(own / h, 2) if own is not None and h else "–")
         rows.append(row + ratios)
+    fid_note = (" FID and KID: InceptionV3 features of the patches of all images (the run's `--fid` "
+                "protocol, stated in the command), one value per setting; neither is in any training loss."
+                if "fid" in metrics else "")
     return ("## Realism decoder at matched bpp\n\n"
             "Each realism point against the fidelity decoder (same files) and HEVC-intra, both "
-            "interpolated linearly in log-rate at the realism point's bpp.\n\n"
+            "interpolated linearly in log-rate at the realism point's bpp; blank where a curve "
+            "does not reach that bpp." + fid_note + "\n\n"
             + markdown_table(header, rows) + "\n")
 
 

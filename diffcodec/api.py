@@ -211,34 +211,48 @@ def decompress(
     eta: float = 0.0,
     seed: int = 0,
     realism_decoder: RealismDecoder | None = None,
+    realism: bool = False,
+    strength: float | None = None,
 ) -> Image.Image:
     """Decode .dcf bytes to a PIL image of the source's kind (L, LA, RGB or RGBA).
 
-    ``steps`` picks the decoder: 0 is the fidelity (MSE) decoder; 1-64 sample the realism
-    decoder's residual in that many steps (``guidance``, ``eta`` and ``seed`` as in
-    :class:`diffcodec.sampler.SamplerSettings`); None follows the file's recommendation.
-    ``realism_decoder`` replaces the registered one (to evaluate a training run).
+    The fidelity (MSE) decoder runs unless realism is asked for: ``realism=True`` (the realism
+    decoder's default steps and strength), a ``strength`` in (0, 1] (how far the fidelity
+    image is noised before sampling: more invented detail, less fidelity) or ``steps`` 1-64.
+    ``steps=0`` or ``strength=0`` is the fidelity decoder bit for bit. With none of them the
+    file's recommendation is followed where this installation can. ``guidance``, ``eta`` and
+    ``seed`` as in :class:`diffcodec.sampler.SamplerSettings`; ``realism_decoder`` replaces the
+    registered one (to evaluate a training run).
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         what = "a path" if isinstance(data, (str, Path)) else f"a {type(data).__name__}"
         raise bitstream.ForeignFileError(f"decompress takes the bytes of a .dcf file, not {what} "
                                          "(decompress_file reads a path)")
+    if strength is not None and not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength must be within 0..1, got {strength}")
+    if steps is not None and not 0 <= steps <= MAX_STEPS:
+        raise ValueError(f"steps must be within 0..{MAX_STEPS}, got {steps}")
     container = read_header(bytes(data), max_pixels)
     header = container.header
     if header.decode_hint > MAX_STEPS:
         raise bitstream.CorruptError(f"corrupt header: decoder hint {header.decode_hint} out of range")
-    if steps is None:  # the file's recommendation, where this installation can follow it
+    if steps is None and strength is None and not realism:  # the file's recommendation, where it can be followed
         steps = header.decode_hint if header.model_id in DENOISERS or realism_decoder else 0
-    settings = SamplerSettings(steps=steps, eta=eta, guidance=guidance, seed=seed)
+    wants_realism = steps != 0 and strength != 0.0
+    settings = SamplerSettings(steps=0)
     device = _resolve_device(device)
-    if settings.steps and realism_decoder is None:
-        realism_decoder = realism_decoder_for(header.model_id)  # fail before heavy work
+    if wants_realism:
+        if realism_decoder is None:
+            realism_decoder = realism_decoder_for(header.model_id)  # fail before heavy work
+        settings = SamplerSettings(steps=realism_decoder.steps if steps is None else steps, eta=eta,
+                                   guidance=guidance, seed=seed,
+                                   strength=realism_decoder.strength if strength is None else strength)
     codec = get_codec(header.model_id, device)
     y_hat = codec.decode_latent(container.latent, header.height, header.width, header.quality,
                                 header.stream_terminated)
     alpha = decode_alpha(container.alpha, header.width, header.height) if container.alpha is not None else None
     x = codec.synthesize(y_hat, header.quality, header.height, header.width, dtype=dtype)
-    if settings.steps:
+    if not settings.is_fidelity:
         lam = codec.model.net.lambda_at(float(quality_to_level(codec.model, header.quality)))
         x = decode_realism(x, realism_decoder.level(lam), _on(realism_decoder.net, device), settings,
                            dtype=torch.bfloat16 if device == "cpu" else torch.float32)
@@ -277,8 +291,10 @@ def compress_file(
 def decompress_file(
     src: str | Path, dst: str | Path, *, force: bool = False, device: str = "cpu", max_pixels: int = DEFAULT_MAX_PIXELS,
     steps: int | None = None, guidance: float = 1.0, eta: float = 0.0, seed: int = 0,
+    realism: bool = False, strength: float | None = None,
 ) -> Image.Image:
-    """Decode a .dcf file to an image file whose format its extension names.
+    """Decode a .dcf file to an image file whose format its extension names (decoder
+    settings as in :func:`decompress`).
 
     Returns the image as written: without alpha where the format cannot store it, with
     ``image.info["notices"]`` saying so.
@@ -292,7 +308,8 @@ def decompress_file(
         raise ImageInputError(f"{src}: no such file") from None
     except IsADirectoryError:
         raise ImageInputError(f"{src}: is a directory") from None
-    image = decompress(data, device=device, max_pixels=max_pixels, steps=steps, guidance=guidance, eta=eta, seed=seed)
+    image = decompress(data, device=device, max_pixels=max_pixels, steps=steps, guidance=guidance, eta=eta, seed=seed,
+                       realism=realism, strength=strength)
     written, notices = save_image(image, dst)
     written.info["notices"] = notices
     return written

@@ -78,12 +78,15 @@ class DecompressJob:
     seed: int
     force: bool
     device: str
+    realism: bool = False
+    strength: float | None = None
 
     def __call__(self, src: Path, dst: Path) -> str:
         from diffcodec.api import decompress_file
 
         image, dt = _timed(decompress_file, src, dst, force=self.force, device=self.device, max_pixels=self.max_pixels,
-                           steps=self.steps, guidance=self.guidance, eta=self.eta, seed=self.seed)
+                           steps=self.steps, guidance=self.guidance, eta=self.eta, seed=self.seed,
+                           realism=self.realism, strength=self.strength)
         return f"{src} -> {dst}: {image.width}x{image.height} {image.mode}, {dt:.2f} s{_notes(image.info.get('notices', []))}"
 
 

@@ -24,7 +24,6 @@ import click
 from diffcodec.batch import CompressJob, DecompressJob, attempt
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MODEL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-DEFAULT_REALISM_STEPS = 1  # the shipped CPU-trained denoiser helps LPIPS only in one step (model card)
 
 
 def _expand(sources: Iterable[str], suffixes: set[str]) -> list[Path]:
@@ -237,32 +236,37 @@ def compress(sources, quality, target_bpp, max_pixels, force, output_dir, device
 @click.option("--max-pixels", type=click.IntRange(1), default=None,
               help="Refuse files announcing more pixels (decompression-bomb guard). [default: 64000000]")
 @click.option("--realism", is_flag=True,
-              help=f"Realism decoder with its default settings ({DEFAULT_REALISM_STEPS} steps).")
+              help="Realism decoder with its default steps and strength (the model card says which).")
+@click.option("--strength", type=click.FloatRange(0, 1), default=None,
+              help="Realism strength, 0-1 (implies --realism): how far the fidelity image is noised before "
+                   "the realism decoder samples; 0 = the fidelity image, 1 = the most invented detail.")
 @click.option("--steps", type=click.IntRange(0, 64), default=None,
-              help="Decoder steps: 0 = fidelity; 1-64 = realism. [default: the file's recommendation, "
-                   "normally 0]")
+              help="Decoder steps: 0 = fidelity; 1-64 = realism. [default: the realism decoder's, with "
+                   "--realism; else the file's recommendation, normally 0]")
 @click.option("--guidance", type=click.FloatRange(0, 10), default=1.0, show_default=True,
-              help="Realism: >1 adds more invented detail, <1 less (classifier-free guidance). "
-                   "The shipped realism decoder ignores it at 1 step (measured: see its model card).")
+              help="Realism: >1 adds more invented detail, <1 less (classifier-free guidance; decoders trained "
+                   "without a dropped condition ignore it).")
 @click.option("--eta", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Realism: 0 = deterministic sampler; up to 1 = fresh noise every step (more texture).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Realism: noise seed.")
 @_apply(_common)
-def decompress(sources, fmt, max_pixels, realism, steps, guidance, eta, seed, force, output_dir, device, threads,
-               quiet, workers):
+def decompress(sources, fmt, max_pixels, realism, strength, steps, guidance, eta, seed, force, output_dir, device,
+               threads, quiet, workers):
     """Decode .dcf files to images (PNG unless the output's extension says otherwise).
 
     \b
     diffcodec decompress photo.dcf photo.png
     diffcodec decompress compressed/ -o decoded/ --format webp
     diffcodec decompress photo.dcf photo-real.png --realism --seed 7
+    diffcodec decompress photo.dcf photo-half.png --strength 0.5
 
     One file serves two decoders. The fidelity decoder (--steps 0, the default) returns the
     closest image in the mean-squared-error sense: at low rates it is blurry but never invents
-    anything. The realism decoder (--realism, or --steps N) samples plausible texture and detail
-    on top of it with a conditional diffusion model: sharper and closer to a real photograph
-    in look, but details (text, faces, fine patterns) may differ from the original, and PSNR
-    drops. Same file, settings and seed give the same pixels on a machine.
+    anything. The realism decoder (--realism, --strength S or --steps N) noises the fidelity
+    image to the strength and samples plausible texture and detail from it with a conditional
+    diffusion model in a few steps: sharper and closer to a real photograph in look, but
+    details (text, faces, fine patterns) may differ from the original, and PSNR drops. Same
+    file, settings and seed give the same pixels on a machine.
     """
     from bitstream import DEFAULT_MAX_PIXELS
 
@@ -270,8 +274,7 @@ def decompress(sources, fmt, max_pixels, realism, steps, guidance, eta, seed, fo
     suffix = "." + fmt.lower().lstrip(".")
     pairs = _pairs(sources, output_dir, suffix, {".dcf"}, lambda s: not s.lower().endswith(".dcf"))
 
-    work = DecompressJob(max_pixels or DEFAULT_MAX_PIXELS, DEFAULT_REALISM_STEPS if realism and steps is None else steps,
-                         guidance, eta, seed, force, device)
+    work = DecompressJob(max_pixels or DEFAULT_MAX_PIXELS, steps, guidance, eta, seed, force, device, realism, strength)
     sys.exit(_guarded(lambda: _run_batch(pairs, work, quiet, workers, threads)))
 
 

@@ -1,6 +1,6 @@
 """The denoising network of the realism decoder: a small U-Net on pixel-unshuffled images.
 
-It predicts ``v`` (Salimans & Ho 2022) for a noisy *residual* ``r_t`` on top of the
+It predicts ``v`` (Salimans & Ho 2022) or the clean residual for a noisy *residual* ``r_t`` on top of the
 fidelity reconstruction ``x_f`` (DIRAC-style: the network only adds what the MSE decoder
 lost), conditioned on ``x_f`` itself, the diffusion time and the rate level. Everything
 runs at 1/4 resolution and below (pixel-unshuffle by 4 first), because a full-resolution
@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from diffcodec.sampler import from_r0, from_v
+
 
 @dataclass(frozen=True)
 class DenoiserConfig:
@@ -28,10 +30,15 @@ class DenoiserConfig:
     unshuffle: int = 4
     levels: int = 8  # rate levels of the codec it serves (conditioning input in [0, levels-1])
     residual_scale: float = 0.1  # residual / scale has roughly unit variance
+    # what the output is: "v" (v-prediction, trained with the diffusion loss) or "r0" (the clean
+    # residual, trained through the unrolled sampler; a zero output is then the fidelity image)
+    prediction: str = "v"
 
     def __post_init__(self) -> None:
         if self.width <= 0 or not self.mults or self.blocks < 1:
             raise ValueError("width, mults and blocks must be positive")
+        if self.prediction not in ("v", "r0"):
+            raise ValueError(f"prediction must be 'v' or 'r0', got {self.prediction!r}")
 
     def to_dict(self) -> dict:
         return {**asdict(self), "mults": list(self.mults)}
@@ -135,6 +142,11 @@ class ResidualDenoiser(nn.Module):
     def multiple(self) -> int:
         """Input sides must be multiples of this (callers pad)."""
         return self.config.unshuffle * 2 ** (len(self.config.mults) - 1)
+
+    def predict(self, r_t: Tensor, x_f: Tensor | None, t: Tensor, level: Tensor) -> tuple[Tensor, Tensor]:
+        """(r0_hat, eps_hat) for the sampler, whatever the network's output parameterisation."""
+        out = self(r_t, x_f, t, level).float()
+        return (from_v if self.config.prediction == "v" else from_r0)(r_t, out, t)
 
     def forward(self, r_t: Tensor, x_f: Tensor | None, t: Tensor, level: Tensor) -> Tensor:
         """r_t, x_f: (B, 3, H, W); t in [0, 1] and level in [0, levels-1]: (B,). ``x_f=None``: unconditional."""

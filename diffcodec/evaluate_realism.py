@@ -3,6 +3,7 @@
     python -m diffcodec.evaluate_realism runs/den6/checkpoint.pt --limit 6 --qualities 11 33 --steps 1 4
     python -m diffcodec.evaluate_realism --guidance 1 1.5 2     # the registered denoiser, 1 step
     python -m diffcodec.evaluate_realism --grain 0.004 0.008    # against plain seeded Gaussian grain
+    python -m diffcodec.evaluate_realism runs/rd1/checkpoint.pt --steps 2 --strengths 0.5 1
 
 For watching a training run or choosing settings, not for reporting: the committed figures
 come from the benchmark suite (``python -m benchmarks run ...``). The files are made by the
@@ -27,7 +28,7 @@ from diffcodec.data import list_images
 from diffcodec.denoiser import DenoiserConfig, ResidualDenoiser
 from diffcodec.psnr import psnr
 from diffcodec.realism import RealismDecoder, load_denoiser
-from diffcodec.registry import DEFAULT_MODEL_ID, DENOISERS
+from diffcodec.registry import DEFAULT_MODEL_ID, load_model
 
 
 def load_denoiser_any(path: Path, raw: bool = False) -> ResidualDenoiser:
@@ -48,9 +49,9 @@ def with_grain(rgb: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
 
 def evaluate(decoder: RealismDecoder | None, images: list[Path], qualities: list[float],
              step_counts: list[int], guidances: tuple[float, ...] = (1.0,),
-             grains: tuple[float, ...] = ()) -> list[dict]:
-    """One row per (quality, steps, guidance), fidelity (steps 0) first, then one per grain
-    baseline (steps 0, ``grain`` set): means over ``images``."""
+             grains: tuple[float, ...] = (), strengths: tuple[float, ...] = (1.0,)) -> list[dict]:
+    """One row per (quality, steps, guidance, strength), fidelity (steps 0) first, then one per
+    grain baseline (steps 0, ``grain`` set): means over ``images``."""
     import diffcodec
     from diffcodec.image_io import to_tensor
     from diffcodec.perceptual.dists import DISTSNet
@@ -59,9 +60,9 @@ def evaluate(decoder: RealismDecoder | None, images: list[Path], qualities: list
     lpips, dists = LPIPSNet("alex"), DISTSNet()
     rows = []
     for q in qualities:
-        modes = [(0, 1.0, 0.0)] + [(s, g, 0.0) for s in step_counts for g in guidances]
-        modes += [(0, 1.0, sigma) for sigma in grains]
-        sums: dict[tuple[int, float, float], dict[str, list[float]]] = {
+        modes = [(0, 1.0, 0.0, 0.0)] + [(s, g, 0.0, st) for s in step_counts for g in guidances for st in strengths]
+        modes += [(0, 1.0, sigma, 0.0) for sigma in grains]
+        sums: dict[tuple[int, float, float, float], dict[str, list[float]]] = {
             mode: {"bpp": [], "psnr": [], "lpips": [], "dists": []} for mode in modes}
         for path in images:
             with Image.open(path) as im:
@@ -72,9 +73,9 @@ def evaluate(decoder: RealismDecoder | None, images: list[Path], qualities: list
                 x = to_tensor(rgb)
                 x_lpips, x_dists = lpips.embed(x), dists.features(x)
             fidelity = np.asarray(diffcodec.decompress(data, steps=0).convert("RGB"))
-            for (steps, guidance, grain), acc in sums.items():
+            for (steps, guidance, grain, strength), acc in sums.items():
                 if steps:
-                    out = np.asarray(diffcodec.decompress(data, steps=steps, guidance=guidance,
+                    out = np.asarray(diffcodec.decompress(data, steps=steps, guidance=guidance, strength=strength,
                                                           realism_decoder=decoder).convert("RGB"))
                 else:
                     out = with_grain(fidelity, grain) if grain else fidelity
@@ -84,8 +85,8 @@ def evaluate(decoder: RealismDecoder | None, images: list[Path], qualities: list
                     acc["dists"].append(float(dists.distance(dists.features(y), x_dists)))
                 acc["psnr"].append(psnr(rgb, out))
                 acc["bpp"].append(bpp)
-        rows += [{"quality": q, "steps": s, "guidance": g, "grain": sigma,
-                  **{k: float(np.mean(v)) for k, v in acc.items()}} for (s, g, sigma), acc in sums.items()]
+        rows += [{"quality": q, "steps": s, "guidance": g, "grain": sigma, "strength": st,
+                  **{k: float(np.mean(v)) for k, v in acc.items()}} for (s, g, sigma, st), acc in sums.items()]
     return rows
 
 
@@ -95,13 +96,15 @@ def main(argv: list[str] | None = None) -> None:
                    help="denoiser .safetensors or training checkpoint.pt (default: the registered one)")
     p.add_argument("--raw", action="store_true", help="a checkpoint's trained weights instead of its EMA")
     p.add_argument("--lambda-range", type=float, nargs=2, default=None, metavar=("LO", "HI"),
-                   help="lambdas of its level input (default: the registered denoiser's)")
+                   help="lambdas of its level input (default: the default codec's own range, which a run "
+                        "without --lambda-range trains)")
     p.add_argument("--images", type=Path, default=Path("../shared/data/kodak"))
     p.add_argument("--limit", type=int, default=6)
     p.add_argument("--qualities", type=float, nargs="+", default=[11, 33])
     p.add_argument("--steps", type=int, nargs="+", default=[1])
     p.add_argument("--guidance", type=float, nargs="+", default=[1.0],
                    help="guidance scales to try at each step count (1: the default decode)")
+    p.add_argument("--strengths", type=float, nargs="+", default=[1.0], help="realism strengths to try")
     p.add_argument("--grain", type=float, nargs="+", default=[],
                    help="also score the fidelity image plus seeded Gaussian noise of these std devs (0..1 units)")
     p.add_argument("--threads", type=int, default=2)
@@ -109,15 +112,18 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     decoder = None  # None: decompress loads the registered one
     if args.denoiser is not None:
-        lambda_range = tuple(args.lambda_range) if args.lambda_range else DENOISERS[DEFAULT_MODEL_ID].lambda_range
+        config = load_model(DEFAULT_MODEL_ID).net.config  # trained without --lambda-range: the codec's own
+        lambda_range = tuple(args.lambda_range) if args.lambda_range else (config.lambda_min, config.lambda_max)
         decoder = RealismDecoder(load_denoiser_any(args.denoiser, args.raw), lambda_range)
     for r in evaluate(decoder, list_images(args.images)[: args.limit], args.qualities, args.steps,
-                      tuple(args.guidance), tuple(args.grain)):
+                      tuple(args.guidance), tuple(args.grain), tuple(args.strengths)):
         mode = "fidelity" if r["steps"] == 0 else f"{r['steps']} step" + "s" * (r["steps"] > 1)
         if r["grain"]:
             mode = f"grain {r['grain']:g}"
         if r["steps"] and len(args.guidance) > 1:
             mode += f" g{r['guidance']:g}"
+        if r["steps"] and len(args.strengths) > 1:
+            mode += f" s{r['strength']:g}"
         print(f"quality {r['quality']:5.1f} {mode:>13}: {r['bpp']:.4f} bpp  {r['psnr']:.2f} dB  "
               f"LPIPS {r['lpips']:.4f}  DISTS {r['dists']:.4f}", flush=True)
 

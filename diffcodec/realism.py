@@ -2,7 +2,7 @@
 
 ``decode_realism(x_f, ...)`` pads the fidelity image to the network's multiple, runs the
 sampler of :mod:`diffcodec.sampler` with the denoiser of :mod:`diffcodec.denoiser`, and
-crops. ``steps = 0`` returns ``x_f`` itself, so the fidelity decoder is one setting of the
+crops. ``steps = 0`` or ``strength = 0`` returns ``x_f`` itself, so the fidelity decoder is one setting of the
 same call. Denoiser weights are fp16 safetensors with their config, checksummed like the
 codec's (:func:`load_denoiser`).
 """
@@ -42,6 +42,8 @@ class RealismDecoder:
 
     net: ResidualDenoiser
     lambda_range: tuple[float, float]
+    steps: int = 1  # the defaults of `decompress --realism`
+    strength: float = 1.0
 
     def level(self, lam: float) -> float:
         """The level input for a file coded at rate trade-off ``lam``."""
@@ -98,7 +100,7 @@ def decode_realism(x_f: Tensor, level: float, denoiser: ResidualDenoiser, settin
     oneDNN is the fast path (2 cores, 768x512, width 64, 4 steps, untrained network: 0.68 s
     in bf16, 1.4 s in fp32, measured once with a one-off script).
     """
-    if settings.steps == 0:
+    if settings.is_fidelity:
         return x_f
     device = x_f.device
     h, w = x_f.shape[-2:]
@@ -106,14 +108,16 @@ def decode_realism(x_f: Tensor, level: float, denoiser: ResidualDenoiser, settin
     cond = F.pad(x_f, (0, (-w) % m, 0, (-h) % m), mode="replicate").contiguous(memory_format=torch.channels_last)
     level_t = torch.full((cond.shape[0],), float(level), device=device)
 
-    def v(r_t: Tensor, t: Tensor, conditional: bool) -> Tensor:
+    def predict(r_t: Tensor, t: Tensor, conditional: bool) -> tuple[Tensor, Tensor]:
         def net(pair: Tensor) -> Tensor:  # (r_t, x_f) stacked, so one tiling cuts both alike
             with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
-                return denoiser(pair[:, :3], pair[:, 3:] if conditional else None, t, level_t).float()
+                r0, eps = denoiser.predict(pair[:, :3], pair[:, 3:] if conditional else None, t, level_t)
+            return torch.cat([r0, eps], dim=1).float()
 
         # every network evaluation is tiled (not the whole sampling), so tiles never drift apart
-        return apply_tiled(net, torch.cat([r_t, cond], dim=1), Fraction(1), tile, halo, align=m)
+        out = apply_tiled(net, torch.cat([r_t, cond], dim=1), Fraction(1), tile, halo, align=m)
+        return out[:, :3], out[:, 3:]
 
-    r0 = sample_residual(v, tuple(cond.shape), settings, device)
+    r0 = sample_residual(predict, tuple(cond.shape), settings, device)
     x = cond + denoiser.config.residual_scale * r0
     return x[..., :h, :w].clamp(0, 1)

@@ -73,6 +73,8 @@ class DenoiserEntry:
     filename: str
     sha256: str
     lambda_range: tuple[float, float] = (0.0009, 0.13)  # lambda at its lowest and highest level input
+    steps: int = 1  # what `decompress --realism` runs: steps and strength (start time) of the sampler
+    strength: float = 1.0
 
 
 #: trained on model 3's and then model 4's reconstructions (model 4 is model 3 fine-tuned with
@@ -100,7 +102,8 @@ def realism_decoder_for(model_id: int):
     if entry is None:
         raise RealismUnavailableError(f"model '{model_label(model_id)}' has no realism decoder in this "
                                       "installation; decode with --steps 0 (fidelity)")
-    return RealismDecoder(load_denoiser_file(WEIGHTS_DIR / entry.filename, entry.sha256).net, entry.lambda_range)
+    return RealismDecoder(load_denoiser_file(WEIGHTS_DIR / entry.filename, entry.sha256).net, entry.lambda_range,
+                          entry.steps, entry.strength)
 
 
 @lru_cache(maxsize=4)

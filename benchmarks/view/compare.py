@@ -107,7 +107,7 @@ def _lpips_net():
 
 
 def compare(rgb: np.ndarray, budget_bytes: int, codecs: tuple[str, ...] = tuple(CLASSICAL), lpips=None,
-            realism_steps: int = 1) -> list[Panel]:
+            ) -> list[Panel]:
     """Original, diffcodec fidelity and realism, and each available classical codec at ``budget_bytes``."""
     import torch
 
@@ -118,9 +118,11 @@ def compare(rgb: np.ndarray, budget_bytes: int, codecs: tuple[str, ...] = tuple(
     lpips = lpips if lpips is not None else _lpips_net()
     panels = [Panel("original", "original", rgb=rgb)]
     res = diffcodec.compress_detailed(Image.fromarray(rgb), target_bpp=budget_bytes * 8 / (h * w))
-    for name, label, steps in (("diffcodec", "diffcodec fidelity", 0), ("diffcodec-realism", "diffcodec realism", realism_steps)):
+    decoders = (("diffcodec", "diffcodec fidelity", {"steps": 0}),
+                ("diffcodec-realism", "diffcodec realism", {"realism": True}))  # the decoder's own defaults
+    for name, label, kwargs in decoders:
         try:
-            decoded = np.asarray(diffcodec.decompress(res.data, steps=steps).convert("RGB"))
+            decoded = np.asarray(diffcodec.decompress(res.data, **kwargs).convert("RGB"))
         except Exception as exc:  # e.g. no realism decoder for this model
             panels.append(Panel(name, label, note=str(exc)))
             continue
