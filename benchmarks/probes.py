@@ -33,12 +33,12 @@ from torch import Tensor, nn
 
 from benchmarks.bdrate import bd_rate
 from benchmarks.dataset import load_rgb
-from diffcodec.codec import Analysis, Codec, pad_to_multiple, quality_to_level
-from diffcodec.data import CropSampler, list_images, load_corpus
+from diffcodec.coding.codec import Analysis, Codec, pad_to_multiple, quality_to_level
 from diffcodec.image_io import to_tensor
-from diffcodec.model import _conv, ste_round
+from diffcodec.models.hyperprior import _conv, ste_round
 from diffcodec.psnr import psnr_of_mse
-from diffcodec.registry import DEFAULT_MODEL_ID, load_model
+from diffcodec.training.data import CropSampler, list_images, load_corpus
+from diffcodec.zoo.registry import DEFAULT_MODEL_ID, load_model
 
 
 def _image(path: Path) -> Tensor:

@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from diffcodec.image_io import IMAGE_SUFFIXES
-    from diffcodec.registry import DEFAULT_MODEL_ID, realism_decoder_for
+    from diffcodec.zoo.registry import DEFAULT_MODEL_ID, realism_decoder_for
 
     torch.set_num_threads(args.threads)
     images = sorted(f for f in args.dataset.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)[: args.limit]

@@ -35,11 +35,10 @@ import bitstream
 import diffcodec
 from bitstream import FormatError
 from diffcodec.api import get_codec
-from diffcodec.codec import Codec
+from diffcodec.coding.codec import Codec
 from diffcodec.image_io import atomic_write, to_tensor
 from diffcodec.psnr import psnr_of_mse
-from diffcodec.registry import MODELS, RETIRED
-
+from diffcodec.zoo.registry import MODELS, RETIRED
 
 _reseal = bitstream.seal
 

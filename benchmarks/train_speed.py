@@ -23,13 +23,13 @@ from pathlib import Path
 
 import torch
 
-from diffcodec.codec import Codec
-from diffcodec.data import CropSampler, list_images, load_corpus
-from diffcodec.evaluate import evaluate
-from diffcodec.model import VariableRateHyperprior
-from diffcodec.registry import DEFAULT_MODEL_ID, MODELS, WEIGHTS_DIR
-from diffcodec.train import load_learned, rd_loss
-from diffcodec.weights import export, load_weights
+from diffcodec.coding.codec import Codec
+from diffcodec.models.hyperprior import VariableRateHyperprior
+from diffcodec.training.data import CropSampler, list_images, load_corpus
+from diffcodec.training.evaluate import evaluate
+from diffcodec.training.fidelity import load_learned, rd_loss
+from diffcodec.zoo.registry import DEFAULT_MODEL_ID, MODELS, WEIGHTS_DIR
+from diffcodec.zoo.weight_files import export, load_weights
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 

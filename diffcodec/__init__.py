@@ -1,6 +1,6 @@
 """diffcodec: a learned lossy image codec (variable-rate hyperprior, .dcf files).
 
-The API is imported on first use (PEP 562), so ``import diffcodec.registry`` or the CLI's
+The API is imported on first use (PEP 562), so ``import diffcodec.zoo.registry`` or the CLI's
 ``info`` reads headers without loading torch. Importing diffcodec teaches Pillow the ``.dcf``
 format (:mod:`diffcodec.pillow_plugin`).
 """

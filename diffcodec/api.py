@@ -18,7 +18,7 @@ from PIL import Image
 
 import bitstream
 from bitstream import DEFAULT_MAX_PIXELS, Header, ModelMismatchError
-from diffcodec.codec import Codec
+from diffcodec.coding.codec import Codec, quality_to_level
 from diffcodec.image_io import (
     ImageInputError,
     SourceImage,
@@ -32,11 +32,18 @@ from diffcodec.image_io import (
     to_pil,
     to_tensor,
 )
-from diffcodec.codec import quality_to_level
-from diffcodec.realism import RealismDecoder, decode_realism
-from diffcodec.registry import (DEFAULT_MODEL_ID, DENOISERS, MODELS, RETIRED, load_model, model_label,
-                                realism_decoder_for)
-from diffcodec.sampler import MAX_STEPS, SamplerSettings
+from diffcodec.realism.decode import decode_realism
+from diffcodec.realism.schedule import MAX_STEPS, SamplerSettings
+from diffcodec.zoo.registry import (
+    DEFAULT_MODEL_ID,
+    DENOISERS,
+    MODELS,
+    RETIRED,
+    load_model,
+    model_label,
+    realism_decoder_for,
+)
+from diffcodec.zoo.weight_files import RealismDecoder
 
 DEFAULT_QUALITY = 75.0
 
@@ -221,7 +228,7 @@ def decompress(
     image is noised before sampling: more invented detail, less fidelity) or ``steps`` 1-64.
     ``steps=0`` or ``strength=0`` is the fidelity decoder bit for bit. With none of them the
     file's recommendation is followed where this installation can. ``guidance``, ``eta`` and
-    ``seed`` as in :class:`diffcodec.sampler.SamplerSettings`; ``realism_decoder`` replaces the
+    ``seed`` as in :class:`diffcodec.realism.schedule.SamplerSettings`; ``realism_decoder`` replaces the
     registered one (to evaluate a training run).
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):

@@ -21,7 +21,7 @@ def as_user_error(exc: BaseException) -> UserError | None:
     from bitstream import FormatError
     from diffcodec.api import OutputExistsError
     from diffcodec.image_io import ImageInputError
-    from diffcodec.weights import WeightError
+    from diffcodec.zoo.weight_files import WeightError
 
     if isinstance(exc, WeightError):
         return None

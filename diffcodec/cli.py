@@ -284,8 +284,7 @@ def decompress(sources, fmt, max_pixels, realism, strength, steps, guidance, eta
 def info(files, as_json):
     """Show the header of .dcf files (size, quality, model, bpp) without decoding them."""
     import bitstream
-
-    from diffcodec.registry import DENOISERS, MODELS, model_label
+    from diffcodec.zoo.registry import DENOISERS, MODELS, model_label
 
     failed = False
     for path in files:
@@ -357,15 +356,15 @@ def demo(image, qualities, threads):
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.pass_context
 def train(ctx):
-    """Train a model (arguments as in `python -m diffcodec.train --help`)."""
-    from diffcodec.train import main as train_main
+    """Train a model (arguments as in `python -m diffcodec.training.fidelity --help`)."""
+    from diffcodec.training.fidelity import main as train_main
 
     train_main(ctx.args)
 
 
 def _guarded(run: Callable[[], int]) -> int:
     """Model-loading failures end the whole run with exit code 3 and one line."""
-    from diffcodec.weights import WeightError
+    from diffcodec.zoo.weight_files import WeightError
 
     _install_sigterm()
     try:

@@ -3,7 +3,7 @@
 #
 #   bash scripts/device_train.sh SHARD_DIR MINUTES TOTAL_STEPS [more training options]
 #
-# TRAINER=diffcodec.train_denoiser trains the realism decoder instead of the codec (its
+# TRAINER=diffcodec.training.realism trains the realism decoder instead of the codec (its
 # snapshot directory is then runs/gpu/denoiser-snapshot).
 # Expects in the carried working tree: .whl/ (compressai, constriction, pytorch-msssim wheels
 # for CPython 3.12), the data shard, and runs/gpu/snapshot/ (the snapshot to resume from);
@@ -22,9 +22,9 @@ if [ "$device" = cuda ]; then
     python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
 fi
 status=0
-trainer=${TRAINER:-diffcodec.train}
+trainer=${TRAINER:-diffcodec.training.fidelity}
 init=runs/gpu/snapshot
-[ "$trainer" = diffcodec.train_denoiser ] && init=runs/gpu/denoiser-snapshot
+[ "$trainer" = diffcodec.training.realism ] && init=runs/gpu/denoiser-snapshot
 init=${INIT:-$init}
 init_args=()
 [ -e "$init" ] && init_args=(--init "$init")

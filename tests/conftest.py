@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from diffcodec.codec import Codec
-from diffcodec.model import ModelConfig, VariableRateHyperprior
-from diffcodec.weights import export, load_weights
+from diffcodec.coding.codec import Codec
+from diffcodec.models.hyperprior import ModelConfig, VariableRateHyperprior
+from diffcodec.zoo.weight_files import export, load_weights
 
 # A fresh fuzz seed for every run (tests/fuzz), printed in pytest's header so a failure can be replayed.
 os.environ.setdefault("FUZZ_SEED", str(secrets.randbits(32)))

@@ -10,7 +10,7 @@ from PIL import Image
 
 import bitstream
 import diffcodec
-from bitstream import ModelMismatchError, UnsupportedVersionError, FormatError
+from bitstream import FormatError, ModelMismatchError, UnsupportedVersionError
 from diffcodec.image_io import ImageInputError
 from diffcodec.psnr import psnr
 
@@ -203,7 +203,7 @@ def test_unknown_model_and_mismatched_weights_rejected():
 
 
 def test_files_of_a_retired_model_name_the_release_that_decodes_them():
-    from diffcodec.registry import RETIRED
+    from diffcodec.zoo.registry import RETIRED
 
     model_id, (name, release) = next(iter(RETIRED.items()))
     body = bytearray(diffcodec.compress(Image.fromarray(_smooth(8, 8)))[:-4])
@@ -222,7 +222,7 @@ def test_wrong_version_rejected():
 def test_resealed_payload_mutations_are_rejected_before_synthesis(monkeypatch):
     """A changed latent byte with a recomputed CRC: the stream checks refuse it (100 of 100 here),
     and the synthesis transform never runs on it."""
-    from diffcodec.codec import Codec
+    from diffcodec.coding.codec import Codec
 
     data = diffcodec.compress(Image.fromarray(_smooth(64, 96)), quality=50)
     diffcodec.decompress(data)
@@ -243,7 +243,7 @@ def test_resealed_payload_mutations_are_rejected_before_synthesis(monkeypatch):
 
 @pytest.mark.parametrize("size", [(96, 65), (95, 64), (32, 64), (96, 128), (4000, 4000)])
 def test_wrong_size_headers_with_valid_crc_are_rejected(size, monkeypatch):
-    from diffcodec.codec import Codec
+    from diffcodec.coding.codec import Codec
 
     data = diffcodec.compress(Image.fromarray(_smooth(64, 96)), quality=50)
     c = bitstream.parse(data)

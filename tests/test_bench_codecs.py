@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from benchmarks import colorspace
-from benchmarks.codecs import CodecUnavailable, expand_names, get_codec
-from benchmarks.codecs import hevc_bitstream
+from benchmarks.codecs import CodecUnavailable, expand_names, get_codec, hevc_bitstream
 from benchmarks.codecs.ppm import read_ppm, write_ppm
 from benchmarks.metrics.psnr import psnr_rgb
 
@@ -140,7 +139,7 @@ def test_diffcodec_adapter_with_fake_api(monkeypatch):
     assert calls == {"threads": 2, "quality": 30.0} and len(m.value) == 100
     assert codec.decode_measured(m.value).value.shape == (8, 16, 3) and calls["steps"] == 0
     # realism mode needs a realism decoder registered for the default model
-    from diffcodec.registry import DEFAULT_MODEL_ID, DENOISERS
+    from diffcodec.zoo.registry import DEFAULT_MODEL_ID, DENOISERS
 
     monkeypatch.delitem(DENOISERS, DEFAULT_MODEL_ID, raising=False)
     ok, why = get_codec("diffcodec-realism").available()

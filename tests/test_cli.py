@@ -165,7 +165,7 @@ def test_signal_mid_batch_leaves_no_partial_file(tmp_path, sig, workers):
 
 def test_realism_flag(images):
     """--realism decodes with the registered realism decoder, or refuses in one line without one."""
-    from diffcodec.registry import DEFAULT_MODEL_ID, DENOISERS
+    from diffcodec.zoo.registry import DEFAULT_MODEL_ID, DENOISERS
 
     assert run("compress", images / "a.png", images / "a.dcf").returncode == 0
     r = run("decompress", images / "a.dcf", images / "real.png", "--realism", "--seed", "3")
@@ -196,7 +196,7 @@ def test_strength_zero_writes_the_fidelity_image(images):
 
 def test_a_retired_models_file_is_named_and_refused_in_one_line(images):
     import bitstream
-    from diffcodec.registry import RETIRED
+    from diffcodec.zoo.registry import RETIRED
 
     model_id, (name, release) = next(iter(RETIRED.items()))
     assert run("compress", images / "a.png", images / "a.dcf").returncode == 0

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import to_tensor
-from diffcodec.codec import Codec
+
+from diffcodec.coding.codec import Codec
 
 
 @pytest.mark.parametrize("size", [(1, 1), (1, 97), (65, 33), (64, 64), (130, 7)])

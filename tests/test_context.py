@@ -4,15 +4,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import to_tensor
 from PIL import Image
 from torch import nn
 
-from diffcodec import train
-from diffcodec.codec import Codec
-from diffcodec.model import ModelConfig, VariableRateHyperprior
-from diffcodec.weights import export, load_weights
-
-from conftest import to_tensor
+from diffcodec.coding.codec import Codec
+from diffcodec.models.hyperprior import ModelConfig, VariableRateHyperprior
+from diffcodec.training import fidelity as train
+from diffcodec.zoo.weight_files import export, load_weights
 
 CONFIG = ModelConfig(n=16, m=24, levels=4, context_slices=3, context_width=8)
 
@@ -140,7 +139,7 @@ def test_context_only_training_changes_only_the_context(tmp_path, nets):
 
 def test_context_model_starts_from_a_snapshot_without_one(tmp_path, nets):
     """The path of a real run: snapshot of a trained hyperprior -> joint training with context."""
-    from diffcodec.parts import load_snapshot, save_snapshot
+    from diffcodec.training.parts import load_snapshot, save_snapshot
 
     data = tmp_path / "data"
     data.mkdir()

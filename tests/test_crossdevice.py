@@ -1,6 +1,6 @@
 """Files encoded on a GPU decode on a CPU (the committed files were made on an H200).
 
-tests/data/crossdevice/ holds what ``python -m diffcodec.crossdevice make`` wrote on a lent
+tests/data/crossdevice/ holds what ``python -m diffcodec.training.crossdevice make`` wrote on a lent
 GPU machine (ENV.json says which): the bundled sample coded at three qualities on the GPU and
 on the CPU, and the GPU's own fidelity decode of the quality-50 file. They are format 1
 files of model 2 (not today's default model or format): what they check is that a GPU
@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from diffcodec import crossdevice
 from diffcodec.api import decompress, read_header
 from diffcodec.psnr import psnr
+from diffcodec.training import crossdevice
 
 DATA = Path(__file__).parent / "data" / "crossdevice"
 

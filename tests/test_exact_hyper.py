@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from diffcodec.exact_hyper import ExactHyperSynthesis, InexactError
+from diffcodec.coding.exact_hyper import ExactHyperSynthesis, InexactError
 
 
 def _z(model, seed=0, h=3, w=5):
@@ -24,7 +24,7 @@ def test_matches_float_network(tiny_model):
 
 
 def test_output_lies_on_the_fixed_point_grid(tiny_model):
-    from diffcodec.exact_hyper import ACT_BITS, WEIGHT_BITS
+    from diffcodec.coding.exact_hyper import ACT_BITS, WEIGHT_BITS
 
     out = ExactHyperSynthesis(tiny_model.net.h_s)(_z(tiny_model, 1))
     scaled = out * 2.0 ** (ACT_BITS + WEIGHT_BITS)

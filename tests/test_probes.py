@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from conftest import kodak_path
 from PIL import Image
 
 from benchmarks import probes
-from conftest import kodak_path
-from diffcodec.codec import Codec
-from diffcodec.registry import DEFAULT_MODEL_ID, load_model
+from diffcodec.coding.codec import Codec
+from diffcodec.zoo.registry import DEFAULT_MODEL_ID, load_model
 
 
 def _crop() -> torch.Tensor:

@@ -8,12 +8,26 @@ import pytest
 import torch
 from PIL import Image
 
-from diffcodec import export as export_mod
-from diffcodec import train_denoiser
-from diffcodec.denoiser import DenoiserConfig, ResidualDenoiser
-from diffcodec.realism import RealismDecoder, decode_realism, export_denoiser, load_denoiser
-from diffcodec.sampler import SamplerSettings, alpha_sigma, ddim, from_v, guided, sample_residual, time_grid
-from diffcodec.weights import WeightError, export
+from diffcodec.models.denoiser import DenoiserConfig, ResidualDenoiser
+from diffcodec.realism.decode import decode_realism
+from diffcodec.realism.schedule import (
+    SamplerSettings,
+    alpha_sigma,
+    ddim,
+    from_v,
+    guided,
+    sample_residual,
+    time_grid,
+)
+from diffcodec.training import export as export_mod
+from diffcodec.training import realism as train_denoiser
+from diffcodec.zoo.weight_files import (
+    RealismDecoder,
+    WeightError,
+    export,
+    export_denoiser,
+    load_denoiser,
+)
 
 TINY = DenoiserConfig(width=8, mults=(1, 2), blocks=1, levels=4)
 
@@ -64,7 +78,7 @@ def test_training_unrolls_the_same_sampler_that_decodes(steps, strength):
     times = torch.tensor(time_grid(strength, steps))[:, None]
     level = torch.tensor([1.5])
     with torch.no_grad():
-        r0 = ddim(lambda r, t: net.predict(r, x_f, t, level), s_start * noise, times)
+        r0 = ddim(lambda r, t: interpret("r0", r, net(r, x_f, t, level), t), s_start * noise, times)
     trained_path = (x_f + net.config.residual_scale * r0).clamp(0, 1)
     assert torch.allclose(decoded, trained_path, atol=1e-6)
 
@@ -144,14 +158,15 @@ def test_weights_round_trip_and_checksum(tmp_path):
     with pytest.raises(WeightError, match="checksum"):
         load_denoiser(path, "0" * 64)
     other = tmp_path / "codec.safetensors"
-    from diffcodec.model import ModelConfig, VariableRateHyperprior
+    from diffcodec.models.hyperprior import ModelConfig, VariableRateHyperprior
+
     export(VariableRateHyperprior(ModelConfig(n=16, m=24, levels=4)), other)
     with pytest.raises(WeightError, match="not a diffcodec denoiser"):
         load_denoiser(other, None)
 
 
 def test_training_resumes_and_exports(tmp_path):
-    from diffcodec.model import ModelConfig, VariableRateHyperprior
+    from diffcodec.models.hyperprior import ModelConfig, VariableRateHyperprior
 
     torch.manual_seed(0)
     codec_path = tmp_path / "codec.safetensors"
@@ -185,7 +200,7 @@ def test_a_share_of_each_batch_trains_at_t_one():
 
 def test_training_reaches_the_level_input_through_lambda():
     """With --lambda-range the denoiser sees each crop's level as decoding computes it from lambda."""
-    from diffcodec.model import ModelConfig, VariableRateHyperprior
+    from diffcodec.models.hyperprior import ModelConfig, VariableRateHyperprior
 
     codec = VariableRateHyperprior(ModelConfig(n=16, m=24, levels=4)).eval().requires_grad_(False)
     seen = []
@@ -234,7 +249,8 @@ def test_thread_count_changes_pixels_by_less_than_a_level():
 def test_api_realism_mode(monkeypatch, tmp_path):
     """decompress(steps=N) runs the registered denoiser; without one it refuses with a clear error."""
     import diffcodec
-    from diffcodec import api, registry
+    from diffcodec import api
+    from diffcodec.zoo import registry
 
     img = Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 56, 3), dtype=np.uint8))
     data = diffcodec.compress(img, quality=30)
@@ -286,7 +302,7 @@ def test_tiled_denoising_matches_untiled():
 def test_evaluate_realism_compares_a_denoiser_with_the_fidelity_decoder(tmp_path, capsys):
     """The training-run check: one fidelity row and one row per step count, from the same files."""
     pytest.importorskip("benchmarks.metrics.lpips")
-    from diffcodec import evaluate_realism
+    from diffcodec.training import evaluate_realism
 
     data = tmp_path / "images"
     data.mkdir()
@@ -315,7 +331,7 @@ def test_evaluate_realism_compares_a_denoiser_with_the_fidelity_decoder(tmp_path
 
 
 def test_with_grain_is_seeded_and_bounded():
-    from diffcodec import evaluate_realism
+    from diffcodec.training import evaluate_realism
 
     rgb = np.full((8, 8, 3), 250, dtype=np.uint8)
     assert np.array_equal(evaluate_realism.with_grain(rgb, 0.0), rgb)
@@ -328,7 +344,7 @@ def test_unrolled_training_resumes_with_its_discriminator_and_exports(tmp_path):
     """--objective unrolled: clean-residual network, projected discriminator heads and their
     optimizer in the checkpoint, resume, export; the exported decoder runs."""
     pytest.importorskip("benchmarks.metrics.lpips")
-    from diffcodec.model import ModelConfig, VariableRateHyperprior
+    from diffcodec.models.hyperprior import ModelConfig, VariableRateHyperprior
 
     torch.manual_seed(0)
     codec_path = tmp_path / "codec.safetensors"
@@ -361,7 +377,7 @@ def test_unrolled_training_resumes_with_its_discriminator_and_exports(tmp_path):
 def test_unrolled_loss_weights_the_perceptual_terms_by_strength():
     """At strength 0 only the pixel MSE is left: the knob's zero end is trained towards fidelity."""
     pytest.importorskip("benchmarks.metrics.lpips")
-    from diffcodec.model import ModelConfig, VariableRateHyperprior
+    from diffcodec.models.hyperprior import ModelConfig, VariableRateHyperprior
     from diffcodec.perceptual.lpips import LPIPSNet
 
     codec = VariableRateHyperprior(ModelConfig(n=16, m=24, levels=4)).eval().requires_grad_(False)
@@ -384,7 +400,12 @@ def test_unrolled_loss_weights_the_perceptual_terms_by_strength():
 
 
 def test_diff_augment_moves_real_and_decoded_crops_alike():
-    from diffcodec.discriminator import ProjectedHeads, diff_augment, discriminator_loss, generator_loss
+    from diffcodec.models.discriminator import (
+        ProjectedHeads,
+        diff_augment,
+        discriminator_loss,
+        generator_loss,
+    )
 
     x = torch.rand(3, 3, 32, 40, requires_grad=True)
     a, b = diff_augment(x, x.detach().clone(), generator=torch.Generator().manual_seed(0))
@@ -404,7 +425,8 @@ def test_diff_augment_moves_real_and_decoded_crops_alike():
 def test_api_strength_and_the_registered_defaults(monkeypatch, tmp_path):
     """strength=0 is the fidelity decoder; realism=True runs the entry's own steps and strength."""
     import diffcodec
-    from diffcodec import api, registry
+    from diffcodec import api
+    from diffcodec.zoo import registry
 
     img = Image.fromarray(np.random.default_rng(2).integers(0, 256, (40, 56, 3), dtype=np.uint8))
     data = diffcodec.compress(img, quality=20)

@@ -6,9 +6,9 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import torch
-
 from conftest import to_tensor
-from diffcodec.codec import Codec
+
+from diffcodec.coding.codec import Codec
 from diffcodec.tiling import apply_tiled
 
 

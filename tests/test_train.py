@@ -8,9 +8,9 @@ import pytest
 import torch
 from PIL import Image
 
-from diffcodec import export as export_mod
-from diffcodec import train
-from diffcodec.weights import load_weights
+from diffcodec.training import export as export_mod
+from diffcodec.training import fidelity as train
+from diffcodec.zoo.weight_files import load_weights
 
 
 def _data(tmp_path):
@@ -55,7 +55,7 @@ def test_train_resume_export_and_warm_start(tmp_path):
 def test_bf16_transforms_train_fp32_master_weights():
     """--precision bf16: the transforms compute in bf16, the parameters and their gradients stay
     fp32, and the loss is close to the fp32 loss of the same network and batch."""
-    from diffcodec.model import ModelConfig, VariableRateHyperprior
+    from diffcodec.models.hyperprior import ModelConfig, VariableRateHyperprior
 
     torch.manual_seed(0)
     net = VariableRateHyperprior(ModelConfig(n=16, m=24, levels=4, context_slices=2, context_width=8))
@@ -74,7 +74,7 @@ def test_bf16_transforms_train_fp32_master_weights():
 
 
 def test_load_learned_refuses_weights_of_another_shape():
-    from diffcodec.model import ModelConfig, VariableRateHyperprior
+    from diffcodec.models.hyperprior import ModelConfig, VariableRateHyperprior
 
     small = VariableRateHyperprior(ModelConfig(n=16, m=24))
     other = VariableRateHyperprior(ModelConfig(n=16, m=32)).state_dict()
@@ -86,7 +86,7 @@ def test_load_learned_refuses_weights_of_another_shape():
 
 
 def test_levels_below_extends_the_rate_grid_and_keeps_every_old_level():
-    from diffcodec.model import ModelConfig, VariableRateHyperprior
+    from diffcodec.models.hyperprior import ModelConfig, VariableRateHyperprior
 
     torch.manual_seed(0)
     old = VariableRateHyperprior(ModelConfig(n=16, m=24, levels=4, lambda_min=0.001, lambda_max=0.064))
@@ -143,7 +143,7 @@ def test_snapshot_carries_a_run_to_another_machine(tmp_path):
     """--snapshot writes checksummed parts; --init DIR resumes the weights, EMA and step count."""
     import torch
 
-    from diffcodec.parts import SnapshotError, load_snapshot
+    from diffcodec.training.parts import SnapshotError, load_snapshot
 
     data = _data(tmp_path)
     snap = tmp_path / "snap"
@@ -178,7 +178,7 @@ def test_snapshot_carries_a_run_to_another_machine(tmp_path):
 def test_snapshot_parts_respect_the_size_cap(tmp_path):
     import torch
 
-    from diffcodec.parts import load_snapshot, save_snapshot
+    from diffcodec.training.parts import load_snapshot, save_snapshot
 
     state = {f"w{i}": torch.randn(100, 100) for i in range(5)}  # 40 kB each in fp32
     paths = save_snapshot(tmp_path, state, state, 7, {"n": 1}, max_bytes=65536 + 90_000)
@@ -204,7 +204,7 @@ def test_rescale_gains_without_checkpoint_is_refused(tmp_path, capsys):
 
 
 def test_shards_hold_every_file_once_within_the_cap():
-    from diffcodec.shards import plan_shards
+    from diffcodec.training.shards import plan_shards
 
     rng = np.random.default_rng(1)
     files = [(f"f{i}.jpg", int(s)) for i, s in enumerate(rng.integers(1_000, 50_000, 300))]
@@ -220,7 +220,7 @@ def test_shards_hold_every_file_once_within_the_cap():
 
 
 def test_evaluate_reads_checkpoints_snapshots_and_weight_files(tmp_path, capsys):
-    from diffcodec import evaluate
+    from diffcodec.training import evaluate
 
     data = _data(tmp_path)
     out = tmp_path / "run"
@@ -234,7 +234,7 @@ def test_evaluate_reads_checkpoints_snapshots_and_weight_files(tmp_path, capsys)
 
 
 def test_learning_rate_drops_by_steps_or_by_minutes():
-    from diffcodec.training import learning_rate, lr_dropped
+    from diffcodec.training.loop import learning_rate, lr_dropped
 
     assert learning_rate(1e-3, 0, 0, 100, False) == pytest.approx(1e-5)
     assert learning_rate(1e-3, 500, 0, 100, True) == pytest.approx(1e-4)
@@ -246,7 +246,7 @@ def test_learning_rate_drops_by_steps_or_by_minutes():
 
 
 def test_update_ema_moves_parameters_and_copies_buffers():
-    from diffcodec.training import update_ema
+    from diffcodec.training.loop import update_ema
 
     model, ema = torch.nn.BatchNorm1d(3), torch.nn.BatchNorm1d(3)
     with torch.no_grad():
@@ -281,7 +281,7 @@ def test_a_non_finite_gradient_skips_the_update(tmp_path, monkeypatch):
 
 
 def test_skip_non_finite_gives_up_after_its_limit():
-    from diffcodec.training import SkipNonFinite
+    from diffcodec.training.loop import SkipNonFinite
 
     w = torch.nn.Parameter(torch.ones(2))
     opt = torch.optim.SGD([w], lr=0.1)

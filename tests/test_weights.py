@@ -5,12 +5,12 @@ import math
 
 import numpy as np
 import pytest
+from conftest import kodak_path
 from PIL import Image
 
 import diffcodec
-from conftest import kodak_path
-from diffcodec.registry import MODELS, WEIGHTS_DIR, load_model
-from diffcodec.weights import WeightError, load_weights
+from diffcodec.zoo.registry import MODELS, WEIGHTS_DIR, load_model
+from diffcodec.zoo.weight_files import WeightError, load_weights
 
 
 def test_shipped_weights_match_their_pinned_checksum():
@@ -73,7 +73,7 @@ REALISM_MAX_PSNR_DROP_DB = 1.0
 def test_shipped_realism_decoders_load_and_decode_a_kodak_crop():
     """Each registered realism decoder: checksum-verified load, and a realism decode of a Kodak
     crop that differs from the fidelity image but stays close to the original (a sanity floor)."""
-    from diffcodec.registry import DENOISERS, realism_decoder_for
+    from diffcodec.zoo.registry import DENOISERS, realism_decoder_for
 
     if not DENOISERS:
         pytest.skip("no realism decoder registered")

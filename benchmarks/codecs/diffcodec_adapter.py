@@ -58,7 +58,7 @@ class DiffCodec(Codec):
             missing = set(MODE_DECODE[self.mode]) - set(inspect.signature(mod.decompress).parameters)
             if missing:
                 raise CodecUnavailable(f"diffcodec.decompress has no {sorted(missing)} parameter")
-            from diffcodec.registry import DEFAULT_MODEL_ID, DENOISERS
+            from diffcodec.zoo.registry import DEFAULT_MODEL_ID, DENOISERS
 
             if DEFAULT_MODEL_ID not in DENOISERS:
                 raise CodecUnavailable(f"no realism decoder ships for the default model yet, so mode "

@@ -1,4 +1,4 @@
-"""Pieces shared by the two training loops (:mod:`diffcodec.train`, :mod:`diffcodec.train_denoiser`)."""
+"""Pieces shared by the two training loops (:mod:`diffcodec.training.fidelity`, :mod:`diffcodec.training.realism`)."""
 from __future__ import annotations
 
 import json

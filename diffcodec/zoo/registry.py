@@ -4,11 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the weights loader imports torch: only load_model needs it
-    from diffcodec.weights import LoadedModel
+    from diffcodec.zoo.weight_files import LoadedModel
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
@@ -67,7 +66,7 @@ class DenoiserEntry:
 
     The denoiser's rate-level input is log-spaced over ``lambda_range``, the lambdas of the codec
     it was trained with; a codec with another level grid (model 4 adds two levels below model
-    3's) reaches it through lambda (:func:`diffcodec.realism.denoiser_level`).
+    3's) reaches it through lambda (:func:`diffcodec.realism.decode.denoiser_level`).
     """
 
     filename: str
@@ -96,7 +95,7 @@ class RealismUnavailableError(ValueError):
 
 def realism_decoder_for(model_id: int):
     """The checksum-verified realism decoder of a codec model (RealismUnavailableError if none)."""
-    from diffcodec.realism import RealismDecoder
+    from diffcodec.zoo.weight_files import RealismDecoder
 
     entry = DENOISERS.get(model_id)
     if entry is None:
@@ -109,7 +108,7 @@ def realism_decoder_for(model_id: int):
 @lru_cache(maxsize=4)
 def load_denoiser_file(path: Path, sha256: str):
     """Load a denoiser file once per process, however many codec models it serves."""
-    from diffcodec.realism import load_denoiser
+    from diffcodec.zoo.weight_files import load_denoiser
 
     return load_denoiser(path, sha256)
 
@@ -117,7 +116,7 @@ def load_denoiser_file(path: Path, sha256: str):
 @lru_cache(maxsize=4)
 def load_model(model_id: int = DEFAULT_MODEL_ID) -> LoadedModel:
     """Load (once per process) and checksum-verify a registered model."""
-    from diffcodec.weights import load_weights
+    from diffcodec.zoo.weight_files import load_weights
 
     entry = MODELS[model_id]
     return load_weights(WEIGHTS_DIR / entry.filename, entry.sha256, entry.name, entry.model_id)

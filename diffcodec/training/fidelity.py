@@ -1,13 +1,13 @@
 """Rate-distortion training of the variable-rate model (resumable).
 
-    python -m diffcodec.train --data ../shared/data/train --out runs/base --steps 6000
+    python -m diffcodec.training.fidelity --data ../shared/data/train --out runs/base --steps 6000
 
 Every step draws a continuous rate level per crop, so one network learns the whole
 quality range. Checkpoints (model, EMA, optimizers, sampler state) are written atomically
 every ``--ckpt-every`` steps and the run resumes from ``<out>/checkpoint.pt`` if present.
 
 For a lent GPU (see docs/training.md): ``--snapshot DIR`` also writes a compact snapshot
-(:mod:`diffcodec.parts`, files under 16 MiB) that a later run on another machine resumes
+(:mod:`diffcodec.training.parts`, files under 16 MiB) that a later run on another machine resumes
 with ``--init DIR``; ``--minutes`` ends the run cleanly inside a time limit.
 """
 from __future__ import annotations
@@ -21,11 +21,20 @@ from pathlib import Path
 
 import torch
 
-from diffcodec.data import CropSampler, load_corpus
-from diffcodec.model import ModelConfig, VariableRateHyperprior
-from diffcodec.parts import load_snapshot, save_snapshot
-from diffcodec.training import (RunLog, SkipNonFinite, checkpoint_state, configure_device, learning_rate,
-                                lr_dropped, restore_checkpoint, save_checkpoint, update_ema)
+from diffcodec.models.hyperprior import ModelConfig, VariableRateHyperprior
+from diffcodec.training.data import CropSampler, load_corpus
+from diffcodec.training.loop import (
+    RunLog,
+    SkipNonFinite,
+    checkpoint_state,
+    configure_device,
+    learning_rate,
+    lr_dropped,
+    restore_checkpoint,
+    save_checkpoint,
+    update_ema,
+)
+from diffcodec.training.parts import load_snapshot, save_snapshot
 
 
 def rd_loss(model: VariableRateHyperprior, x: torch.Tensor, t: torch.Tensor, rate_only: bool = False) -> dict:
@@ -192,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
             opt_start = step
             print(f"initialised from snapshot {args.init} at step {step}", flush=True)
         else:
-            from diffcodec.weights import load_weights
+            from diffcodec.zoo.weight_files import load_weights
 
             shipped = load_weights(args.init, None).net
             config = shipped.config

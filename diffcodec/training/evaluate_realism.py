@@ -1,9 +1,9 @@
 """Quick look at a realism decoder against the fidelity decoder of the same files.
 
-    python -m diffcodec.evaluate_realism runs/den6/checkpoint.pt --limit 6 --qualities 11 33 --steps 1 4
-    python -m diffcodec.evaluate_realism --guidance 1 1.5 2     # the registered denoiser, 1 step
-    python -m diffcodec.evaluate_realism --grain 0.004 0.008    # against plain seeded Gaussian grain
-    python -m diffcodec.evaluate_realism runs/rd1/checkpoint.pt --steps 2 --strengths 0.5 1
+    python -m diffcodec.training.evaluate_realism runs/den6/checkpoint.pt --limit 6 --qualities 11 33 --steps 1 4
+    python -m diffcodec.training.evaluate_realism --guidance 1 1.5 2     # the registered denoiser, 1 step
+    python -m diffcodec.training.evaluate_realism --grain 0.004 0.008    # against plain seeded Gaussian grain
+    python -m diffcodec.training.evaluate_realism runs/rd1/checkpoint.pt --steps 2 --strengths 0.5 1
 
 For watching a training run or choosing settings, not for reporting: the committed figures
 come from the benchmark suite (``python -m benchmarks run ...``). The files are made by the
@@ -24,11 +24,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from diffcodec.data import list_images
-from diffcodec.denoiser import DenoiserConfig, ResidualDenoiser
+from diffcodec.models.denoiser import DenoiserConfig, ResidualDenoiser
 from diffcodec.psnr import psnr
-from diffcodec.realism import RealismDecoder, load_denoiser
-from diffcodec.registry import DEFAULT_MODEL_ID, load_model
+from diffcodec.training.data import list_images
+from diffcodec.zoo.registry import DEFAULT_MODEL_ID, load_model
+from diffcodec.zoo.weight_files import RealismDecoder, load_denoiser
 
 
 def load_denoiser_any(path: Path, raw: bool = False) -> ResidualDenoiser:
@@ -52,7 +52,7 @@ def evaluate(decoder: RealismDecoder | None, images: list[Path], qualities: list
              grains: tuple[float, ...] = (), strengths: tuple[float, ...] = (1.0,)) -> list[dict]:
     """One row per (quality, steps, guidance, strength), fidelity (steps 0) first, then one per
     grain baseline (steps 0, ``grain`` set): means over ``images``."""
-    import diffcodec
+    from diffcodec.api import compress, decompress
     from diffcodec.image_io import to_tensor
     from diffcodec.perceptual.dists import DISTSNet
     from diffcodec.perceptual.lpips import LPIPSNet
@@ -67,16 +67,16 @@ def evaluate(decoder: RealismDecoder | None, images: list[Path], qualities: list
         for path in images:
             with Image.open(path) as im:
                 rgb = np.asarray(im.convert("RGB"))
-            data = diffcodec.compress(rgb, quality=q)
+            data = compress(rgb, quality=q)
             bpp = len(data) * 8 / (rgb.shape[0] * rgb.shape[1])
             with torch.no_grad():  # the original's features, once for every decoder
                 x = to_tensor(rgb)
                 x_lpips, x_dists = lpips.embed(x), dists.features(x)
-            fidelity = np.asarray(diffcodec.decompress(data, steps=0).convert("RGB"))
+            fidelity = np.asarray(decompress(data, steps=0).convert("RGB"))
             for (steps, guidance, grain, strength), acc in sums.items():
                 if steps:
-                    out = np.asarray(diffcodec.decompress(data, steps=steps, guidance=guidance, strength=strength,
-                                                          realism_decoder=decoder).convert("RGB"))
+                    out = np.asarray(decompress(data, steps=steps, guidance=guidance, strength=strength,
+                                            realism_decoder=decoder).convert("RGB"))
                 else:
                     out = with_grain(fidelity, grain) if grain else fidelity
                 with torch.no_grad():

@@ -1,11 +1,11 @@
 """Train the realism decoder's denoiser on top of a frozen codec (resumable).
 
-    python -m diffcodec.train_denoiser --data ../shared/data/train --out runs/denoiser --steps 20000
+    python -m diffcodec.training.realism --data ../shared/data/train --out runs/denoiser --steps 20000
 
 Two objectives. ``--objective unrolled`` (the shipped realism decoders from ``realism-cc5``
 on): the network predicts the clean residual; per crop a realism strength ``s`` is drawn, the
 fidelity image is noised to start time ``s`` and the decode's own 1..K DDIM steps are unrolled
-(:func:`diffcodec.sampler.ddim`, RDEIC's fixed-step fine-tuning); the decoded crop is scored by
+(:func:`diffcodec.realism.schedule.ddim`, RDEIC's fixed-step fine-tuning); the decoded crop is scored by
 ``--pixel-mse-weight`` x MSE + ``s`` x (LPIPS-Alex + ``--dists-weight`` x DISTS +
 ``--adv-weight`` x a projected discriminator on frozen AlexNet features, with differentiable
 augmentation). At ``s = 0`` only the MSE remains, so the strength knob runs from the fidelity
@@ -19,7 +19,7 @@ LPIPS (AlexNet) and DISTS (the benchmark's offline implementations) of ``x_f + s
 against the crop; ``--t-one-fraction`` puts a share of each batch at ``t = 1``, the
 one-step decode's input. With probability ``--p-uncond`` the condition ``x_f`` is dropped, which
 classifier-free guidance needs at decode time. Checkpoints, ``--snapshot``, ``--init DIR``
-and ``--minutes`` work as in :mod:`diffcodec.train`.
+and ``--minutes`` work as in :mod:`diffcodec.training.fidelity`.
 """
 from __future__ import annotations
 
@@ -32,16 +32,29 @@ from pathlib import Path
 
 import torch
 
-from diffcodec.data import CropSampler, load_corpus
-from diffcodec.denoiser import DenoiserConfig, ResidualDenoiser
-from diffcodec.discriminator import ProjectedHeads, diff_augment, discriminator_loss, generator_loss
-from diffcodec.sampler import add_noise, alpha_sigma, ddim, from_r0, v_target
-from diffcodec.parts import load_snapshot, save_snapshot
-from diffcodec.realism import denoiser_level
-from diffcodec.training import (RunLog, SkipNonFinite, checkpoint_state, configure_device, learning_rate,
-                                lr_dropped, restore_checkpoint, save_checkpoint, update_ema)
-from diffcodec.registry import DEFAULT_MODEL_ID, load_model
-from diffcodec.weights import load_weights
+from diffcodec.models.denoiser import DenoiserConfig, ResidualDenoiser
+from diffcodec.models.discriminator import (
+    ProjectedHeads,
+    diff_augment,
+    discriminator_loss,
+    generator_loss,
+)
+from diffcodec.realism.schedule import add_noise, alpha_sigma, ddim, from_r0, v_target
+from diffcodec.training.data import CropSampler, load_corpus
+from diffcodec.training.loop import (
+    RunLog,
+    SkipNonFinite,
+    checkpoint_state,
+    configure_device,
+    learning_rate,
+    lr_dropped,
+    restore_checkpoint,
+    save_checkpoint,
+    update_ema,
+)
+from diffcodec.training.parts import load_snapshot, save_snapshot
+from diffcodec.zoo.registry import DEFAULT_MODEL_ID, load_model
+from diffcodec.zoo.weight_files import denoiser_level, load_weights
 
 
 def diffusion_times(b: int, n_one: int, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -67,7 +80,7 @@ def denoiser_loss(net: ResidualDenoiser, codec_net, x: torch.Tensor, p_uncond: f
 
     ``lambda_range``: the lambdas the denoiser's level input spans (default: the frozen
     codec's own levels); the input is computed from each crop's lambda exactly as at decode
-    time (:func:`diffcodec.realism.denoiser_level`), so a denoiser can be trained further on
+    time (:func:`diffcodec.realism.decode.denoiser_level`), so a denoiser can be trained further on
     a codec with another level grid.
     """
     b = x.shape[0]
@@ -285,12 +298,16 @@ def main(argv: list[str] | None = None) -> None:
 
     lpips = None
     if args.lpips_weight > 0 or args.objective == "unrolled":
-        from diffcodec.perceptual.lpips import LPIPSNet  # offline AlexNet weights (benchmarks/requirements-metrics.txt)
+        from diffcodec.perceptual.lpips import (
+            LPIPSNet,  # offline AlexNet weights (benchmarks/requirements-metrics.txt)
+        )
 
         lpips = LPIPSNet("alex").to(device).eval().requires_grad_(False)
     dists = None
     if args.dists_weight > 0:
-        from diffcodec.perceptual.dists import DISTSNet  # offline VGG16 + alpha/beta (benchmarks/requirements-metrics.txt)
+        from diffcodec.perceptual.dists import (
+            DISTSNet,  # offline VGG16 + alpha/beta (benchmarks/requirements-metrics.txt)
+        )
 
         dists = DISTSNet().to(device).eval().requires_grad_(False)
 

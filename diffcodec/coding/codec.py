@@ -26,9 +26,9 @@ from torch import Tensor
 
 from bitstream import SCALE_TABLE, StreamReader, StreamWriter, scale_indices
 from bitstream.entropy import clip_to_codable
-from diffcodec.exact_hyper import ExactHyperSynthesis
+from diffcodec.coding.exact_hyper import ExactHyperSynthesis
 from diffcodec.tiling import apply_tiled
-from diffcodec.weights import Z_RANGE, LoadedModel
+from diffcodec.zoo.weight_files import Z_RANGE, LoadedModel
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """Export a training checkpoint's EMA weights to a shipped fp16 safetensors file.
 
-    python -m diffcodec.export runs/base/checkpoint.pt diffcodec/weights/hyperprior-vr-cpu1.safetensors
-    python -m diffcodec.export runs/gpu/snapshot diffcodec/weights/hyperprior-vr-cpu1.safetensors
+    python -m diffcodec.training.export runs/base/checkpoint.pt diffcodec/zoo/weights/hyperprior-vr-cpu1.safetensors
+    python -m diffcodec.training.export runs/gpu/snapshot diffcodec/zoo/weights/hyperprior-vr-cpu1.safetensors
 
-Prints the SHA-256 to pin in :mod:`diffcodec.registry`.
+Prints the SHA-256 to pin in :mod:`diffcodec.zoo.registry`.
 """
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import torch
 
-from diffcodec.model import ModelConfig, VariableRateHyperprior
-from diffcodec.parts import load_snapshot
-from diffcodec.weights import export
+from diffcodec.models.hyperprior import ModelConfig, VariableRateHyperprior
+from diffcodec.training.parts import load_snapshot
+from diffcodec.zoo.weight_files import export
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -23,14 +23,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("out", type=Path)
     p.add_argument("--raw", action="store_true", help="export the raw weights instead of the EMA")
     args = p.parse_args(argv)
-    if args.checkpoint.is_dir():  # a compact snapshot (diffcodec.parts)
+    if args.checkpoint.is_dir():  # a compact snapshot (diffcodec.training.parts)
         model, ema, step, config = load_snapshot(args.checkpoint)
         ck = {"model": model, "ema": ema, "step": step, "config": config}
     else:
         ck = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
-    if "width" in ck["config"]:  # a realism-decoder denoiser (diffcodec.train_denoiser)
-        from diffcodec.denoiser import DenoiserConfig, ResidualDenoiser
-        from diffcodec.realism import export_denoiser
+    if "width" in ck["config"]:  # a realism-decoder denoiser (diffcodec.training.realism)
+        from diffcodec.models.denoiser import DenoiserConfig, ResidualDenoiser
+        from diffcodec.zoo.weight_files import export_denoiser
 
         denoiser = ResidualDenoiser(DenoiserConfig.from_dict(ck["config"]))
         denoiser.load_state_dict(ck["model" if args.raw else "ema"])

@@ -10,7 +10,7 @@ Sampling starts from the fidelity image noised to the start time ``t_s = strengt
 (SDEdit/DIRAC style: ``r = sigma(t_s) * eps``) and runs ``steps`` DDIM steps down to 0.
 Strength 1 starts from pure noise. The sampler only needs a prediction function
 ``predict(r_t, t, conditional) -> (r0_hat, eps_hat)``; the network decides how it
-parameterises that (:meth:`diffcodec.denoiser.ResidualDenoiser.predict`).
+parameterises that (:meth:`diffcodec.models.denoiser.ResidualDenoiser.predict`).
 
 Knobs:
 - ``strength``: the start time; 0 (or ``steps = 0``) returns the fidelity image bit for bit.
@@ -92,6 +92,11 @@ def from_r0(r_t: Tensor, r0: Tensor, t: Tensor) -> Prediction:
     """(r0_hat, eps_hat) implied by a clean-residual prediction (``t > 0``)."""
     a, s = alpha_sigma(t)
     return r0, (r_t - a * r0) / s
+
+
+def interpret(prediction: str, r_t: Tensor, out: Tensor, t: Tensor) -> Prediction:
+    """(r0_hat, eps_hat) from a network output that is a ``"v"`` or an ``"r0"`` prediction."""
+    return (from_v if prediction == "v" else from_r0)(r_t, out, t)
 
 
 def time_grid(strength: float, steps: int) -> list[float]:

@@ -1,20 +1,23 @@
 """Shipped weights: export to fp16 safetensors, load with a checksum check.
 
-A weight file holds the network tensors (fp16 except small tables kept in fp32), the
+Codec models and realism decoders (denoisers) alike. A codec weight file holds the network tensors (fp16 except small tables kept in fp32), the
 hyper-latent probability tables (fixed arrays, so no machine recomputes them) and its
-config as metadata. The registry in :mod:`diffcodec.registry` pins each file's SHA-256.
+config as metadata. The registry in :mod:`diffcodec.zoo.registry` pins each file's SHA-256.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors.torch import load, save
+from torch import Tensor
 
-from diffcodec.model import ModelConfig, VariableRateHyperprior
+from diffcodec.models.denoiser import DenoiserConfig, ResidualDenoiser
+from diffcodec.models.hyperprior import ModelConfig, VariableRateHyperprior
 
 Z_RANGE = 63  # hyper-latent symbols are clamped to [-Z_RANGE, Z_RANGE] around the channel median
 _DROP_SUFFIXES = ("._offset", "._quantized_cdf", "._cdf_length", ".scale_table")  # compressai coder state, unused
@@ -107,3 +110,62 @@ def load_weights(path: Path, expected_sha256: str | None, name: str = "", model_
         raise WeightError(f"weights {path} do not match the architecture (missing {missing[:3]}, unexpected {unexpected[:3]})")
     net.eval().requires_grad_(False)
     return LoadedModel(net=net, z_medians=z_medians, z_pmf=z_pmf, sha256=digest, name=name or Path(path).stem, model_id=model_id)
+
+
+# ---- realism decoders ---------------------------------------------------------------------
+@dataclass
+class LoadedDenoiser:
+    net: ResidualDenoiser
+    sha256: str
+
+
+@dataclass(frozen=True)
+class RealismDecoder:
+    """A denoiser and the lambdas its rate-level input spans: all that realism decoding needs.
+
+    The registry makes one for each shipped denoiser; :func:`diffcodec.decompress` also takes
+    one directly, to look at a denoiser that is not registered (a training checkpoint).
+    """
+
+    net: ResidualDenoiser
+    lambda_range: tuple[float, float]
+    steps: int = 1  # the defaults of `decompress --realism`
+    strength: float = 1.0
+
+    def level(self, lam: float) -> float:
+        """The level input for a file coded at rate trade-off ``lam``."""
+        return denoiser_level(lam, self.lambda_range, self.net.config.levels)
+
+
+def export_denoiser(net: ResidualDenoiser, path: Path) -> str:
+    """fp16 safetensors with the config as metadata; returns the SHA-256."""
+    tensors = {k: v.detach().cpu().half().contiguous() for k, v in net.state_dict().items()}
+    data = save(tensors, metadata={"config": json.dumps(net.config.to_dict()), "format": "diffcodec-denoiser-1"})
+    Path(path).write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def load_denoiser(path: Path, expected_sha256: str | None) -> LoadedDenoiser:
+    """Load and verify a denoiser weight file (``expected_sha256=None`` skips the check, for training)."""
+    data, digest = read_verified(path, expected_sha256, "denoiser weights")
+    try:
+        meta = safetensors_metadata(data)
+        if meta.get("format") != "diffcodec-denoiser-1":
+            raise ValueError("not a denoiser file")
+        net = ResidualDenoiser(DenoiserConfig.from_dict(json.loads(meta["config"])))
+        net.load_state_dict({k: v.float() for k, v in load(data).items()})
+    except Exception as exc:
+        raise WeightError(f"{path} is not a diffcodec denoiser weight file ({exc})") from None
+    return LoadedDenoiser(net.eval().requires_grad_(False), digest)
+
+
+def denoiser_level(lam: float | Tensor, lambda_range: tuple[float, float], levels: int) -> float | Tensor:
+    """The denoiser's rate-level input for a file coded at rate trade-off ``lam``.
+
+    Its level input is log-spaced over ``lambda_range`` (the codec it was trained with), so
+    a codec whose level grid differs reaches it through lambda; below the range the input
+    extrapolates (the sinusoidal embedding is defined for any value).
+    """
+    lo, hi = math.log(lambda_range[0]), math.log(lambda_range[1])
+    log_lam = torch.log(lam) if isinstance(lam, Tensor) else math.log(lam)  # a tensor in training
+    return (log_lam - lo) / (hi - lo) * (levels - 1)

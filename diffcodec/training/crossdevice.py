@@ -1,7 +1,7 @@
 """Files made on a GPU decode on a CPU: make such files on a GPU, check them on a CPU.
 
-    python -m diffcodec.crossdevice make OUTDIR --device cuda     # on the lent GPU machine
-    python -m diffcodec.crossdevice check OUTDIR                   # here, on the CPU
+    python -m diffcodec.training.crossdevice make OUTDIR --device cuda     # on the lent GPU machine
+    python -m diffcodec.training.crossdevice check OUTDIR                   # here, on the CPU
 
 ``make`` compresses the bundled sample at a few qualities on the GPU and on the CPU, and
 decodes the GPU files on the GPU (fidelity decoder) too. ``check`` decodes the GPU files on
@@ -21,7 +21,7 @@ from PIL import Image
 
 from diffcodec.psnr import psnr
 
-SAMPLE = Path(__file__).parent / "samples" / "chelsea.png"
+SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "chelsea.png"
 QUALITIES = (10, 50, 90)
 
 

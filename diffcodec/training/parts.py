@@ -83,7 +83,7 @@ def load_snapshot(directory: Path) -> tuple[dict[str, torch.Tensor], dict[str, t
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m diffcodec.parts runs/cpu2/checkpoint.pt runs/gpu/snapshot``: checkpoint -> snapshot."""
+    """``python -m diffcodec.training.parts runs/cpu2/checkpoint.pt runs/gpu/snapshot``: checkpoint -> snapshot."""
     import argparse
 
     p = argparse.ArgumentParser(description="Convert a training checkpoint into a compact snapshot.")

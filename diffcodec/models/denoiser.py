@@ -6,7 +6,9 @@ lost), conditioned on ``x_f`` itself, the diffusion time and the rate level. Eve
 runs at 1/4 resolution and below (pixel-unshuffle by 4 first), because a full-resolution
 U-Net costs seconds per step on a 2-core CPU.
 
-The sampler lives in :mod:`diffcodec.sampler`; this module only defines the network.
+The sampler lives in :mod:`diffcodec.realism.schedule` (which also turns either output into
+the clean residual and the noise: :func:`~diffcodec.realism.schedule.interpret`); this module
+only defines the network.
 """
 from __future__ import annotations
 
@@ -16,8 +18,6 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-
-from diffcodec.sampler import from_r0, from_v
 
 
 @dataclass(frozen=True)
@@ -142,11 +142,6 @@ class ResidualDenoiser(nn.Module):
     def multiple(self) -> int:
         """Input sides must be multiples of this (callers pad)."""
         return self.config.unshuffle * 2 ** (len(self.config.mults) - 1)
-
-    def predict(self, r_t: Tensor, x_f: Tensor | None, t: Tensor, level: Tensor) -> tuple[Tensor, Tensor]:
-        """(r0_hat, eps_hat) for the sampler, whatever the network's output parameterisation."""
-        out = self(r_t, x_f, t, level).float()
-        return (from_v if self.config.prediction == "v" else from_r0)(r_t, out, t)
 
     def forward(self, r_t: Tensor, x_f: Tensor | None, t: Tensor, level: Tensor) -> Tensor:
         """r_t, x_f: (B, 3, H, W); t in [0, 1] and level in [0, levels-1]: (B,). ``x_f=None``: unconditional."""

@@ -4,14 +4,13 @@ One set of weights covers the whole rate range through per-channel gain vectors 
 the latent (Cui et al., "Asymmetric Gained Deep Image Compression", 2021): a continuous
 rate level ``t`` in ``[0, K-1]`` interpolates the learned log-gains of ``K`` anchor levels.
 The network only defines transforms; quantization and entropy coding for real files
-live in :mod:`diffcodec.codec` and :mod:`bitstream`.
+live in :mod:`diffcodec.coding.codec` and :mod:`bitstream`.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, asdict
-
 import warnings
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import Tensor, nn
@@ -71,7 +70,7 @@ class VariableRateHyperprior(nn.Module):
 
     Image downsampling factor is 16 for y and 64 for z; callers pad to a multiple of 64.
     The hyper-synthesis uses only convolutions and ReLU so that it can be evaluated in exact
-    fixed-point arithmetic for entropy coding (see :mod:`diffcodec.exact_hyper`).
+    fixed-point arithmetic for entropy coding (see :mod:`diffcodec.coding.exact_hyper`).
     """
 
     downsampling = 64
@@ -197,7 +196,7 @@ class VariableRateHyperprior(nn.Module):
     def reconstruct(self, x: Tensor, t: Tensor) -> Tensor:
         """The fidelity decoder's output with real rounding (float means): training input of the realism decoder.
 
-        Matches :class:`diffcodec.codec.Codec` up to the exact hyper-synthesis' grid error.
+        Matches :class:`diffcodec.coding.codec.Codec` up to the exact hyper-synthesis' grid error.
         """
         gain, inv_gain = self.gains(t)
         y = self.g_a(x) * gain

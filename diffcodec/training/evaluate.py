@@ -1,6 +1,6 @@
 """Quick rate-distortion check of a weight file or training checkpoint, with real file bytes.
 
-    python -m diffcodec.evaluate runs/cc5/checkpoint.pt --images ../shared/data/kodak --limit 6
+    python -m diffcodec.training.evaluate runs/cc5/checkpoint.pt --images ../shared/data/kodak --limit 6
 
 For watching a training run, and for a training-curve point when the full benchmark suite
 (``python -m benchmarks run ...``) is too slow for the sitting. Prints mean bpp and PSNR-RGB
@@ -21,19 +21,19 @@ import torch
 from PIL import Image
 
 from bitstream import Header, pack
-from diffcodec.codec import Codec
-from diffcodec.data import list_images
+from diffcodec.coding.codec import Codec
 from diffcodec.image_io import to_tensor
 from diffcodec.psnr import psnr
-from diffcodec.weights import export, load_weights
+from diffcodec.training.data import list_images
+from diffcodec.zoo.weight_files import export, load_weights
 
 
 def load_any(path: Path):
     """A LoadedModel from a .safetensors file, a checkpoint.pt (EMA weights) or a snapshot directory."""
     if path.suffix == ".safetensors":
         return load_weights(path, None)
-    from diffcodec.model import ModelConfig, VariableRateHyperprior
-    from diffcodec.parts import load_snapshot
+    from diffcodec.models.hyperprior import ModelConfig, VariableRateHyperprior
+    from diffcodec.training.parts import load_snapshot
 
     if path.is_dir():
         model, ema, _, config = load_snapshot(path)
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     for q, bpp, psnr in rows:
         print(f"quality {q:5.1f}: {bpp:.4f} bpp  {psnr:.2f} dB")
     if args.json is not None:
-        command = "python -m diffcodec.evaluate " + " ".join(sys.argv[1:] if argv is None else argv)
+        command = "python -m diffcodec.training.evaluate " + " ".join(sys.argv[1:] if argv is None else argv)
         args.json.write_text(json.dumps({
             "name": "diffcodec", "description": f"{command} ({len(images)} images of {args.images}; real .dcf bytes)",
             "results": {"quality": [r[0] for r in rows], "bpp": [r[1] for r in rows], "psnr-rgb": [r[2] for r in rows]},

@@ -1,6 +1,6 @@
 """Split the training corpus into shards small enough to carry to a lent GPU in one call.
 
-    python -m diffcodec.shards ../shared/data/train --out .shards --max-mib 24
+    python -m diffcodec.training.shards ../shared/data/train --out .shards --max-mib 24
 
 The device tool carries at most 64 MiB per call (repository, snapshot and data together),
 while the corpus is about 143 MB of JPEG/WebP files. The files are copied unchanged (they
@@ -19,7 +19,7 @@ import random
 import shutil
 from pathlib import Path
 
-from diffcodec.data import list_images
+from diffcodec.training.data import list_images
 
 
 def plan_shards(files: list[tuple[str, int]], max_bytes: int, seed: int = 0) -> list[list[str]]:
