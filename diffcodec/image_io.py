@@ -12,7 +12,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -187,8 +187,10 @@ def _current_umask() -> int:
     return mask
 
 
-def atomic_write(path: Path, data: bytes | None = None, image: Image.Image | None = None, fmt: str | None = None) -> None:
-    """Write bytes or an image to ``path`` via a temporary file in the same folder and a rename.
+def atomic_write(path: Path, data: bytes | None = None, image: Image.Image | None = None, fmt: str | None = None,
+                 write: Callable[[BinaryIO], None] | None = None) -> None:
+    """Write bytes, an image or what ``write(file)`` writes (a checkpoint) to ``path`` via a
+    temporary file in the same folder and a rename.
 
     An interruption leaves either the old file or the complete new one, never a partial file.
     Replacing a file keeps its permission bits (a private 0600 file stays private); a symbolic
@@ -209,6 +211,8 @@ def atomic_write(path: Path, data: bytes | None = None, image: Image.Image | Non
         with os.fdopen(fd, "wb") as fh:
             if data is not None:
                 fh.write(data)
+            elif write is not None:
+                write(fh)
             else:
                 assert image is not None
                 image.save(fh, format=fmt)

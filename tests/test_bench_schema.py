@@ -91,8 +91,12 @@ def test_fid_refused_on_small_sets(dataset, tmp_path, capsys):
     assert rc == 0
     assert "FID/KID refused" in capsys.readouterr().err
     with pytest.raises(fid.FIDRefused):
-        fid.check_allowed(fid.count_patches([(512, 768)] * 24), 24)  # Kodak: 192 patches
+        fid.check_allowed(fid.count_patches([(512, 768)] * 24), 24)  # Kodak: 192 patches of 256 px
+    kodak_128 = fid.count_patches([(512, 768)] * 24, 128)
+    assert kodak_128 == 24 * (24 + 15)  # the aligned 6x4 grid and the half-shifted 5x3 grid
+    fid.check_allowed(kodak_128, 24, 128)
     fid.check_allowed(fid.count_patches([(1356, 2048)] * 100), 100)
+    assert fid.extract_patches(np.zeros((512, 768, 3), np.uint8), 128).shape == (39, 128, 128, 3)
 
 
 def test_frechet_distance_closed_form():

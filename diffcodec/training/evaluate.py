@@ -81,8 +81,8 @@ def main(argv: list[str] | None = None) -> None:
     codec = Codec(load_any(args.weights))
     images = list_images(args.images)[: args.limit]
     rows = evaluate(codec, images, args.qualities)
-    for q, bpp, psnr in rows:
-        print(f"quality {q:5.1f}: {bpp:.4f} bpp  {psnr:.2f} dB")
+    for q, bpp, psnr_db in rows:
+        print(f"quality {q:5.1f}: {bpp:.4f} bpp  {psnr_db:.2f} dB")
     if args.json is not None:
         command = "python -m diffcodec.training.evaluate " + " ".join(sys.argv[1:] if argv is None else argv)
         args.json.write_text(json.dumps({

@@ -28,6 +28,7 @@ from diffcodec.training.loop import (
     SkipNonFinite,
     checkpoint_state,
     configure_device,
+    finish_step,
     learning_rate,
     lr_dropped,
     restore_checkpoint,
@@ -286,16 +287,15 @@ def main(argv: list[str] | None = None) -> None:
             "psnr": round(psnr_v, 3), "aux": round(aux_v, 3), "lr": lr,
             "skipped": guard.skipped, "sec": round(time.time() - t0, 1),
         }
-        log.write(rec)
-        out_of_time = args.minutes is not None and time.time() - t0 > 60 * args.minutes
-        if step % args.ckpt_every == 0 or step == args.steps or out_of_time:
+
+        def save() -> None:
             save_checkpoint(checkpoint_state(model, ema, {"opt": opt, "aux_opt": aux_opt}, sampler.rng, step, opt_start,
                                              config.to_dict(), args={k: str(v) for k, v in vars(args).items()}),
                             ckpt_path)
             if args.snapshot is not None:
                 save_snapshot(args.snapshot, model.state_dict(), ema.state_dict(), step, config.to_dict())
-        if out_of_time:
-            print(f"stopping at step {step}: --minutes {args.minutes} reached", flush=True)
+
+        if finish_step(log, rec, args.steps, args.ckpt_every, args.minutes, time.time() - t0, save):
             break
     log.close()
 

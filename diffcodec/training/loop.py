@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import torch
+
+from diffcodec.image_io import atomic_write
 
 
 def learning_rate(base: float, step: int, opt_start: int, warmup: int, dropped: bool) -> float:
@@ -88,10 +89,22 @@ def restore_checkpoint(ck: dict, model: torch.nn.Module, ema: torch.nn.Module,
 
 
 def save_checkpoint(state: dict, path: Path) -> None:
-    """``torch.save`` through a temporary file and a rename: a run killed mid-save keeps its last checkpoint."""
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    """``torch.save`` through the one atomic write: a run killed mid-save keeps its last checkpoint."""
+    atomic_write(path, write=lambda fh: torch.save(state, fh))
+
+
+def finish_step(log: "RunLog", record: dict, total_steps: int, ckpt_every: int, minutes: float | None,
+                elapsed_s: float, save: Callable[[], None]) -> bool:
+    """Log a step's record and call ``save`` every ``ckpt_every`` steps, at the last step and when
+    ``minutes`` have run out; True when the run must stop (out of time)."""
+    step = record["step"]
+    log.write(record)
+    out_of_time = minutes is not None and elapsed_s > 60 * minutes
+    if step % ckpt_every == 0 or step == total_steps or out_of_time:
+        save()
+    if out_of_time:
+        print(f"stopping at step {step}: --minutes {minutes} reached", flush=True)
+    return out_of_time
 
 
 class RunLog:

@@ -46,6 +46,7 @@ from diffcodec.training.loop import (
     SkipNonFinite,
     checkpoint_state,
     configure_device,
+    finish_step,
     learning_rate,
     lr_dropped,
     restore_checkpoint,
@@ -346,16 +347,15 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"non-finite loss at step {step}")
         rec = {"step": step, **{k: round(v, 5) for k, v in values.items()}, "lr": lr,
                "skipped": guard.skipped, "sec": round(time.time() - t0, 1)}
-        log.write(rec)
-        out_of_time = args.minutes is not None and time.time() - t0 > 60 * args.minutes
-        if step % args.ckpt_every == 0 or step == args.steps or out_of_time:
+
+        def save() -> None:
             extra = {"heads": heads.state_dict()} if heads is not None else {}
             save_checkpoint(checkpoint_state(net, ema, optimizers, sampler.rng, step, opt_start, config.to_dict(),
                                              **extra), ckpt_path)
             if args.snapshot is not None:
                 save_snapshot(args.snapshot, net.state_dict(), ema.state_dict(), step, config.to_dict())
-        if out_of_time:
-            print(f"stopping at step {step}: --minutes {args.minutes} reached", flush=True)
+
+        if finish_step(log, rec, args.steps, args.ckpt_every, args.minutes, time.time() - t0, save):
             break
     log.close()
 
