@@ -35,7 +35,7 @@ from benchmarks.bdrate import bd_rate
 from benchmarks.dataset import load_rgb
 from diffcodec.coding.codec import Analysis, Codec, pad_to_multiple, quality_to_level
 from diffcodec.image_io import to_tensor
-from diffcodec.models.hyperprior import _conv, ste_round
+from diffcodec.models.hyperprior import _conv, channel_context_loop, ste_round
 from diffcodec.psnr import psnr_of_mse
 from diffcodec.training.data import CropSampler, list_images, load_corpus
 from diffcodec.zoo.registry import DEFAULT_MODEL_ID, load_model
@@ -105,14 +105,17 @@ def _refined(codec: Codec, x: Tensor, analysis: Analysis, quality: float, iterat
         z_hat = ste_round(z - medians) + medians
         bits = _z_bits(net, z_hat)
         means, scales = net.split_params(net.h_s(z_hat))
-        y_hats = []
-        for i, (c0, c1) in enumerate(net.slice_bounds()):
-            mu, sigma = net.slice_params(i, means[:, c0:c1], scales[:, c0:c1], y_hats)
-            y_hat = ste_round(y[:, c0:c1] - mu) + mu
+        slice_bits: list[Tensor] = []
+
+        def latent(i: int, bounds: tuple[int, int], mu: Tensor, sigma: Tensor) -> Tensor:
+            y_hat = ste_round(y[:, bounds[0]:bounds[1]] - mu) + mu
             lik = net.gaussian_conditional._likelihood(y_hat, sigma, mu)
-            bits = bits - torch.log2(net.gaussian_conditional.likelihood_lower_bound(lik)).sum()
-            y_hats.append(y_hat)
-        x_hat = net.g_s(torch.cat(y_hats, dim=1) * inv_gain)[..., :h, :w]
+            slice_bits.append(-torch.log2(net.gaussian_conditional.likelihood_lower_bound(lik)).sum())
+            return y_hat
+
+        y_hat = channel_context_loop(net.slice_bounds(), net.hyper_slice_params(means, scales), latent)
+        bits = bits + sum(slice_bits)
+        x_hat = net.g_s(y_hat * inv_gain)[..., :h, :w]
         loss = lam * 255.0**2 * ((x_hat - x) ** 2).mean() + bits / (h * w)
         opt.zero_grad()
         loss.backward()
@@ -164,21 +167,27 @@ def _spatial_bits(model, spatial: nn.ModuleList | None, x: Tensor, t: Tensor, no
     anchor = ((ii + jj) % 2 == 0).float()[None, None]
     bits = _z_bits(net, z_hat)
     unit = torch.distributions.Normal(0.0, 1.0)
-    y_hats: list[Tensor] = []
-    for i, (c0, c1) in enumerate(net.slice_bounds()):
+    slice_bits: list[Tensor] = []
+    hyper_params = net.hyper_slice_params(means, scales)
+
+    def params(i: int, previous: list[Tensor]) -> tuple[Tensor, Tensor]:
         with torch.no_grad():
-            mu, sigma = net.slice_params(i, means[:, c0:c1], scales[:, c0:c1], y_hats)
-        y_i = y[:, c0:c1]
+            return hyper_params(i, previous)
+
+    def latent(i: int, bounds: tuple[int, int], mu: Tensor, sigma: Tensor) -> Tensor:
+        y_i = y[:, bounds[0]:bounds[1]]
+        decoded = (torch.round(y_i - mu) + mu).detach()  # the next slices' context: what a decoder has
         if spatial is not None:
-            anchors = (torch.round(y_i - mu) + mu) * anchor
-            d_mu, d_sigma = spatial[i](torch.cat([mu, sigma, anchors], dim=1)).chunk(2, dim=1)
+            d_mu, d_sigma = spatial[i](torch.cat([mu, sigma, decoded * anchor], dim=1)).chunk(2, dim=1)
             mu, sigma = mu + (1 - anchor) * d_mu, sigma + (1 - anchor) * d_sigma
         r = y_i - mu + torch.empty_like(y_i).uniform_(-0.5, 0.5) if noisy else torch.round(y_i - mu)
         sigma = sigma.clamp_min(0.11)
         p = unit.cdf((r + 0.5) / sigma) - unit.cdf((r - 0.5) / sigma)
-        bits = bits - torch.log2(p.clamp_min(1e-9)).sum()
-        y_hats.append((torch.round(y_i - mu) + mu).detach())
-    return bits
+        slice_bits.append(-torch.log2(p.clamp_min(1e-9)).sum())
+        return decoded
+
+    channel_context_loop(net.slice_bounds(), params, latent)
+    return bits + sum(slice_bits)
 
 
 def probe_spatial(images: list[Path], qualities: list[float], train: Path, minutes: float, lr: float,

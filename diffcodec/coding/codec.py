@@ -27,6 +27,7 @@ from torch import Tensor
 from bitstream import SCALE_TABLE, StreamReader, StreamWriter, scale_indices
 from bitstream.entropy import clip_to_codable
 from diffcodec.coding.exact_hyper import ExactHyperSynthesis
+from diffcodec.models.hyperprior import channel_context_loop
 from diffcodec.tiling import apply_tiled
 from diffcodec.zoo.weight_files import Z_RANGE, LoadedModel
 
@@ -172,15 +173,17 @@ class Codec:
         z_symbols = z_symbols.clamp(-Z_RANGE, Z_RANGE).to(torch.int64)
         means, scales = self._hyper(z_symbols)
         y64 = y.float().cpu().double()
-        y_hats: list[Tensor] = []
         symbols, indices = [], []
-        for i, (c0, c1) in enumerate(self.slices):
-            mu, idx = self._slice(i, means, scales, y_hats)
+
+        def latent(i: int, bounds: tuple[int, int], mu: Tensor, idx: np.ndarray) -> Tensor:
             # the codable range is what the decoder will see, so the context uses the same values
-            sym = torch.from_numpy(clip_to_codable(self.round_latent(y64[:, c0:c1] - mu).to(torch.int64).numpy()))
-            y_hats.append(sym.to(torch.float64) + mu)
+            residual = self.round_latent(y64[:, bounds[0]:bounds[1]] - mu).to(torch.int64).numpy()
+            sym = torch.from_numpy(clip_to_codable(residual))
             symbols.append(sym)
             indices.append(idx)
+            return sym.to(torch.float64) + mu
+
+        channel_context_loop(self.slices, lambda i, previous: self._slice(i, means, scales, previous), latent)
         return z_symbols.numpy(), torch.cat(symbols, dim=1).numpy(), np.concatenate(indices, axis=1)
 
     def code(self, analysis: Analysis, quality: float, terminated: bool = True) -> bytes:
@@ -211,12 +214,11 @@ class Codec:
         reader.check_not_dry()  # a header claiming a larger image is refused before the hyper-synthesis
         z_symbols = torch.from_numpy(z_symbols.astype(np.int64)).view(1, shape.z_channels, shape.z_height, shape.z_width)
         means, scales = self._hyper(z_symbols)
-        y_hats: list[Tensor] = []
-        for i in range(len(self.slices)):
-            mu, idx = self._slice(i, means, scales, y_hats)
-            y_hats.append(torch.from_numpy(reader.gaussian(idx)).view(mu.shape).to(torch.float64) + mu)
+        y_hat = channel_context_loop(
+            self.slices, lambda i, previous: self._slice(i, means, scales, previous),
+            lambda i, bounds, mu, idx: torch.from_numpy(reader.gaussian(idx)).view(mu.shape).to(torch.float64) + mu)
         reader.finish()
-        return torch.cat(y_hats, dim=1)
+        return y_hat
 
     @torch.no_grad()
     def synthesize(self, y_hat: Tensor, quality: float, height: int, width: int, dtype: torch.dtype = torch.float32) -> Tensor:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -60,6 +62,27 @@ def context_network(cin: int, cout: int, width: int) -> nn.Sequential:
     return net
 
 
+SliceParams = Callable[[int, list[Tensor]], tuple[Tensor, Any]]  # (slice, decoded slices before it) -> (mean, scale)
+SliceLatent = Callable[[int, tuple[int, int], Tensor, Any], Tensor]  # (slice, channels, mean, scale) -> decoded slice
+
+
+def channel_context_loop(slices: list[tuple[int, int]], params: SliceParams, latent: SliceLatent) -> Tensor:
+    """The channel-conditional context's decoding order: the one slice loop of training,
+    reconstruction, encoding and decoding.
+
+    Slice ``i``'s mean and scale come from ``params(i, decoded)``, where ``decoded`` holds the
+    slices before it *as the decoder will have them*; ``latent(i, (c0, c1), mean, scale)``
+    returns slice ``i`` as decoded (straight-through rounding in training, the coder's symbols
+    plus the mean in encoding and decoding). Float networks (training) and the exact integer
+    ones (coding) plug into the same order, so encoder and decoder cannot drift apart.
+    """
+    decoded: list[Tensor] = []
+    for i, bounds in enumerate(slices):
+        mean, scale = params(i, decoded)
+        decoded.append(latent(i, bounds, mean, scale))
+    return torch.cat(decoded, dim=1)
+
+
 def ste_round(x: Tensor) -> Tensor:
     """Round in the forward pass, identity gradient in the backward pass."""
     return x + (torch.round(x) - x).detach()
@@ -81,7 +104,7 @@ class VariableRateHyperprior(nn.Module):
         # dtype the four transforms compute in during training (bf16 on CPUs with bf16 units):
         # the weights stay fp32 masters; quantization, likelihoods and context stay fp32.
         self.transform_dtype = torch.float32
-        n, m, k = config.n, config.m, config.levels
+        n, m = config.n, config.m
         self.g_a = nn.Sequential(
             _conv(3, n), GDN(n), _conv(n, n), GDN(n), _conv(n, n), GDN(n), _conv(n, m)
         )
@@ -151,6 +174,16 @@ class VariableRateHyperprior(nn.Module):
         s = self.config.m // self.config.context_slices
         return [(i * s, (i + 1) * s) for i in range(self.config.context_slices)]
 
+    def hyper_slice_params(self, means: Tensor, scales: Tensor) -> SliceParams:
+        """:func:`channel_context_loop`'s ``params`` from the hyperprior's means and scales (float networks)."""
+        bounds = self.slice_bounds()
+
+        def params(i: int, previous: list[Tensor]) -> tuple[Tensor, Tensor]:
+            c0, c1 = bounds[i]
+            return self.slice_params(i, means[:, c0:c1], scales[:, c0:c1], previous)
+
+        return params
+
     def slice_params(self, i: int, means: Tensor, scales: Tensor, previous: list[Tensor]) -> tuple[Tensor, Tensor]:
         """Mean and scale of slice ``i`` from its hyperprior mean/scale and the decoded earlier slices."""
         if i == 0:
@@ -183,12 +216,14 @@ class VariableRateHyperprior(nn.Module):
         medians = self.entropy_bottleneck._get_medians()
         z_hat = ste_round(z - medians) + medians
         means, scales = self.split_params(self._transform(self.h_s, z_hat))
-        y_hats, y_likelihoods = [], []
-        for i, (c0, c1) in enumerate(self.slice_bounds()):
-            mu, sigma = self.slice_params(i, means[:, c0:c1], scales[:, c0:c1], y_hats)
-            y_likelihoods.append(self.gaussian_conditional(y[:, c0:c1], sigma, mu)[1])
-            y_hats.append(ste_round(y[:, c0:c1] - mu) + mu)
-        y_hat = torch.cat(y_hats, dim=1)
+        y_likelihoods: list[Tensor] = []
+
+        def latent(i: int, bounds: tuple[int, int], mu: Tensor, sigma: Tensor) -> Tensor:
+            y_i = y[:, bounds[0]:bounds[1]]
+            y_likelihoods.append(self.gaussian_conditional(y_i, sigma, mu)[1])
+            return ste_round(y_i - mu) + mu
+
+        y_hat = channel_context_loop(self.slice_bounds(), self.hyper_slice_params(means, scales), latent)
         x_hat = self._transform(self.g_s, y_hat * inv_gain) if synthesize else None
         return {"x_hat": x_hat, "likelihoods": {"y": torch.cat(y_likelihoods, dim=1), "z": z_likelihoods}}
 
@@ -203,11 +238,9 @@ class VariableRateHyperprior(nn.Module):
         medians = self.entropy_bottleneck._get_medians()
         z_hat = torch.round(self.h_a(y) - medians) + medians
         means, scales = self.split_params(self.h_s(z_hat))
-        y_hats: list[Tensor] = []
-        for i, (c0, c1) in enumerate(self.slice_bounds()):
-            mu, _ = self.slice_params(i, means[:, c0:c1], scales[:, c0:c1], y_hats)
-            y_hats.append(torch.round(y[:, c0:c1] - mu) + mu)
-        return self.g_s(torch.cat(y_hats, dim=1) * inv_gain).clamp(0, 1)
+        y_hat = channel_context_loop(self.slice_bounds(), self.hyper_slice_params(means, scales),
+                                     lambda i, b, mu, _: torch.round(y[:, b[0]:b[1]] - mu) + mu)
+        return self.g_s(y_hat * inv_gain).clamp(0, 1)
 
     def aux_loss(self) -> Tensor:
         return self.entropy_bottleneck.loss()

@@ -81,7 +81,7 @@ def denoiser_loss(net: ResidualDenoiser, codec_net, x: torch.Tensor, p_uncond: f
 
     ``lambda_range``: the lambdas the denoiser's level input spans (default: the frozen
     codec's own levels); the input is computed from each crop's lambda exactly as at decode
-    time (:func:`diffcodec.realism.decode.denoiser_level`), so a denoiser can be trained further on
+    time (:func:`diffcodec.zoo.weight_files.denoiser_level`), so a denoiser can be trained further on
     a codec with another level grid.
     """
     b = x.shape[0]

@@ -66,7 +66,7 @@ class DenoiserEntry:
 
     The denoiser's rate-level input is log-spaced over ``lambda_range``, the lambdas of the codec
     it was trained with; a codec with another level grid (model 4 adds two levels below model
-    3's) reaches it through lambda (:func:`diffcodec.realism.decode.denoiser_level`).
+    3's) reaches it through lambda (:func:`diffcodec.zoo.weight_files.denoiser_level`).
     """
 
     filename: str
