@@ -125,7 +125,7 @@ def test_diffcodec_adapter_with_fake_api(monkeypatch):
         calls["quality"] = quality
         return np.asarray(img).tobytes()[:100]
 
-    def decompress(data, steps=None):
+    def decompress(data, steps=None, realism=False):
         calls["steps"] = steps
         return Image.new("RGB", (16, 8), (1, 2, 3))
 

@@ -16,6 +16,7 @@ from diffcodec.realism.schedule import (
     ddim,
     from_v,
     guided,
+    interpret,
     sample_residual,
     time_grid,
 )
