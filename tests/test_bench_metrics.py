@@ -5,7 +5,7 @@ import pickle
 import numpy as np
 import pytest
 
-from benchmarks import calibration
+import metric_calibration as calibration
 from benchmarks.metrics import expand_names, get_metric
 from diffcodec.perceptual import weights as W
 from benchmarks.metrics.psnr import psnr_rgb

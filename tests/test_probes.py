@@ -1,4 +1,4 @@
-"""The CPU probes of benchmarks/probes.py measure what they say (their figures are in docs/training.md)."""
+"""The CPU probes of research/probes.py measure what they say (their figures are in docs/training.md)."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,7 @@ import torch
 from conftest import kodak_path
 from PIL import Image
 
-from benchmarks import probes
+from research import probes
 from diffcodec.coding.codec import Codec
 from diffcodec.zoo.registry import DEFAULT_MODEL_ID, load_model
 

@@ -159,7 +159,7 @@ class Codec:
 
     def round_latent(self, residual: Tensor) -> Tensor:
         """The quantizer of ``y - mean`` (float64): nearest integer. An encoder-side choice only,
-        since the decoder reads the symbols whatever chose them (benchmarks/probes.py tries others)."""
+        since the decoder reads the symbols whatever chose them (research/probes.py tries others)."""
         return torch.round(residual)
 
     @torch.no_grad()

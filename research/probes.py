@@ -1,8 +1,8 @@
 """Probes of cheap, CPU-only levers on the shipped codec model, kept so that their figures can be rerun.
 
-    python -m benchmarks.probes deadzone ../shared/data/kodak --out benchmarks/results/probes/deadzone.json
-    python -m benchmarks.probes refine ../shared/data/kodak --out benchmarks/results/probes/refine.json
-    python -m benchmarks.probes spatial ../shared/data/kodak --train ../shared/data/train --minutes 20 \
+    python -m research.probes deadzone ../shared/data/kodak --out benchmarks/results/probes/deadzone.json
+    python -m research.probes refine ../shared/data/kodak --out benchmarks/results/probes/refine.json
+    python -m research.probes spatial ../shared/data/kodak --train ../shared/data/train --minutes 20 \
         --out benchmarks/results/probes/spatial.json
 
 Each asks whether something short of more training of the transforms moves the rate-distortion
@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         result = probe_spatial(images, args.qualities or [0, 30, 60, 90], args.train, args.minutes, args.lr,
                                args.width, batch=8, crop=256, seed=1)
-    result["command"] = "python -m benchmarks.probes " + " ".join(argv if argv is not None else sys.argv[1:])
+    result["command"] = "python -m research.probes " + " ".join(argv if argv is not None else sys.argv[1:])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k not in ("log", "rows")}, indent=1))
