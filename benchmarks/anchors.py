@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_KODAK_ANCHORS = Path("../shared/anchors/kodak_published.json")
-DEFAULT_PERCEPTUAL_ANCHORS = Path("../shared/anchors/perceptual_anchors.json")
 
 # keys in the anchor files -> our metric names
 _METRIC_MAP = {"psnr": "psnr-rgb", "psnr-rgb": "psnr-rgb", "ms-ssim": "ms-ssim-rgb",
@@ -18,8 +17,6 @@ PLOT_KODAK = {"jpeg": "JPEG", "bpg_444_x265_ycbcr": "BPG 4:4:4 x265", "webp": "W
 PLOT_PERCEPTUAL = {"BPG|kodak(DiffEIC-xlsx)": "BPG (DiffEIC)",
                    "HiFiC|kodak(DiffEIC-xlsx)": "HiFiC", "MS-ILLM|kodak": "MS-ILLM",
                    "No-GAN|kodak": "No-GAN (MS-ILLM)"}
-#: published anchors BD-rates are computed against
-BD_PUBLISHED = {"bpg_444_x265_ycbcr": "BPG 4:4:4 (published)", "jpeg": "JPEG (published)"}
 
 
 @dataclass

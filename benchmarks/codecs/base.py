@@ -106,10 +106,6 @@ class Codec(ABC):
         h.update(self.tool_version().encode())
         return h.hexdigest()[:16]
 
-    def setting_label(self, setting: float) -> str:
-        """Canonical text form of a setting (used in cache keys)."""
-        return format_setting(setting)
-
     # --- timed wrappers (overridden by adapters that time external processes) ---
     def encode_measured(self, rgb: np.ndarray, setting: float) -> Measured:
         """:meth:`encode` with wall time and peak memory."""
