@@ -18,7 +18,7 @@ from PIL import Image
 
 import bitstream
 from bitstream import DEFAULT_MAX_PIXELS, Header, ModelMismatchError
-from diffcodec.coding.codec import Codec, quality_to_level
+from diffcodec.coding.codec import Codec
 from diffcodec.image_io import (
     ImageInputError,
     SourceImage,
@@ -260,7 +260,7 @@ def decompress(
     alpha = decode_alpha(container.alpha, header.width, header.height) if container.alpha is not None else None
     x = codec.synthesize(y_hat, header.quality, header.height, header.width, dtype=dtype)
     if not settings.is_fidelity:
-        lam = codec.model.net.lambda_at(float(quality_to_level(codec.model, header.quality)))
+        lam = codec.rate_lambda(header.quality)
         x = decode_realism(x, realism_decoder.level(lam), _on(realism_decoder.net, device), settings,
                            dtype=torch.bfloat16 if device == "cpu" else torch.float32)
     rgb = (x[0].permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)

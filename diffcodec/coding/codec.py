@@ -133,6 +133,10 @@ class Codec:
         self.z_medians = model.z_medians.double()
 
     # ---- shared ------------------------------------------------------------------------
+    def rate_lambda(self, quality: float) -> float:
+        """The rate trade-off a file of ``quality`` was coded at (what the realism decoder's level input reads)."""
+        return self.net.lambda_at(float(quality_to_level(self.model, quality)))
+
     def _hyper(self, z_symbols: Tensor) -> tuple[Tensor, Tensor]:
         """Means and scales (float64, exact) from hyper-latent symbols (int, CPU)."""
         z_hat = z_symbols.to(torch.float64) + self.z_medians.view(1, -1, 1, 1)
