@@ -27,12 +27,6 @@ MODELS: dict[int, ModelEntry] = {
         filename="channel-context-cpu2.safetensors",
         sha256="5727d53425bc15ebde8d128e0b1904dbb63d2f10b2fcc11026c7470cc9da58aa",
     ),
-    4: ModelEntry(
-        model_id=4,
-        name="channel-context-cpu3",
-        filename="channel-context-cpu3.safetensors",
-        sha256="f8391e6aa1293bfc82e2ac4c1b384532668d35c7a2b2743e076edeed9285cd47",
-    ),
     5: ModelEntry(
         model_id=5,
         name="channel-context-cpu4",
@@ -42,11 +36,12 @@ MODELS: dict[int, ModelEntry] = {
 }
 DEFAULT_MODEL_ID = 5
 
-#: Models whose weights no longer ship (the package keeps its weights near 40 MB): their files
+#: Models whose weights no longer ship (the package keeps its weights under 50 MB): their files
 #: get a clear error naming the last release that decodes them.
 RETIRED: dict[int, tuple[str, str]] = {
     1: ("hyperprior-vr-cpu1", "0.1.0"),
     3: ("channel-context-gpu1", "0.2.1"),
+    4: ("channel-context-cpu3", "0.3.0"),
 }
 
 
@@ -76,17 +71,18 @@ class DenoiserEntry:
     strength: float = 1.0
 
 
-#: trained on model 3's and then model 4's reconstructions (model 4 is model 3 fine-tuned with
-#: two more levels below, model 5 is model 4 fine-tuned); its level input keeps model 3's lambda
-#: scale (--lambda-range)
-REALISM_CC4 = DenoiserEntry(
-    filename="realism-cc4-cpu1.safetensors",
-    sha256="01af8a104764bfcf2336914b99aeb922ad61e573feed3977f4888e6815d59f12",
-    lambda_range=(0.0009, 0.13),
+#: trained on model 5's reconstructions with the unrolled objective (docs/training.md); its level
+#: input is model 5's own level scale
+REALISM_CC5 = DenoiserEntry(
+    filename="realism-cc5-cpu1.safetensors",
+    sha256="470922f5b7308c3d034f1a7dcf98b060cdba8ad995b0d2fcd045908e11144146",
+    lambda_range=(0.0002173627528885617, 0.13),
+    steps=2,
+    strength=1.0,
 )
 
 #: Realism decoders by codec model id; a model without one decodes in fidelity mode only.
-DENOISERS: dict[int, DenoiserEntry] = {4: REALISM_CC4, 5: REALISM_CC4}
+DENOISERS: dict[int, DenoiserEntry] = {5: REALISM_CC5}
 
 
 class RealismUnavailableError(ValueError):
