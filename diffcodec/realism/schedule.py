@@ -132,11 +132,12 @@ def ddim(predict: Callable[[Tensor, Tensor], Prediction], r: Tensor, times: Tens
             return r0
         a, s = alpha_sigma(t)
         a_next, s_next = alpha_sigma(t_next)
+        if eta == 0:  # deterministic DDIM: all of the remaining noise is the predicted one
+            r = a_next * r0 + s_next * eps
+            continue
         ab, ab_next = a * a, a_next * a_next
-        c = eta * torch.sqrt(((1 - ab_next) / (1 - ab) * (1 - ab / ab_next)).clamp(min=0)) if eta > 0 else 0.0
-        r = a_next * r0 + torch.sqrt((s_next * s_next - c * c).clamp(min=0) if eta > 0 else s_next * s_next) * eps
-        if eta > 0:
-            r = r + c * noise()
+        c = eta * torch.sqrt(((1 - ab_next) / (1 - ab) * (1 - ab / ab_next)).clamp(min=0))
+        r = a_next * r0 + torch.sqrt((s_next * s_next - c * c).clamp(min=0)) * eps + c * noise()
     return r0
 
 

@@ -39,7 +39,7 @@ from diffcodec.models.discriminator import (
     discriminator_loss,
     generator_loss,
 )
-from diffcodec.realism.schedule import add_noise, alpha_sigma, ddim, from_r0, v_target
+from diffcodec.realism.schedule import add_noise, alpha_sigma, ddim, interpret, v_target
 from diffcodec.training.data import CropSampler, load_corpus
 from diffcodec.training.loop import (
     RunLog,
@@ -162,7 +162,7 @@ def unrolled_loss(net: ResidualDenoiser, codec_net, x: torch.Tensor, objective: 
     def predict(r_t: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.autocast(dev.type, dtype=dtype, enabled=autocast):
             out = net(r_t, x_f, t, level).float()
-        return from_r0(r_t, out, t)
+        return interpret(net.config.prediction, r_t, out, t)
 
     x_hat = (x_f + net.config.residual_scale * ddim(predict, r, times)).clamp(0, 1)
     mse = ((x_hat - x) ** 2).mean(dim=(1, 2, 3))
