@@ -2,13 +2,17 @@
 
 Each entry is a JSON file (sizes, timings, memory, metric values with their own metric
 versions) plus the bitstream, so new metrics can be added later by decoding again instead
-of re-encoding. Writes are atomic, so parallel workers and interrupted runs are safe.
+of re-encoding; arrays derived from a decoded image (the FID pass's patch features) are
+kept beside it under a tag that names how they were computed. Writes are atomic, so parallel workers and interrupted runs are safe.
 """
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from diffcodec.image_io import atomic_write
 
@@ -61,3 +65,27 @@ class ResultCache:
         atomic_write(stem.with_suffix(".json"), json.dumps(entry, indent=1).encode())
 
 
+
+    def _array_path(self, image_sha: str, codec: str, setting: str, codec_version: str, tag: str) -> Path:
+        stem = self._stem(image_sha, codec, setting, codec_version)
+        return stem.with_name(f"{stem.name}.{tag}.npy")
+
+    def get_array(self, image_sha: str, codec: str, setting: str, codec_version: str,
+                  tag: str) -> np.ndarray | None:
+        """A cached array (``tag`` names what it is, e.g. the feature network and patch size), or None."""
+        if self.root is None:
+            return None
+        try:
+            return np.load(self._array_path(image_sha, codec, setting, codec_version, tag), allow_pickle=False)
+        except (OSError, ValueError):
+            return None
+
+    def put_array(self, image_sha: str, codec: str, setting: str, codec_version: str, tag: str,
+                  array: np.ndarray) -> None:
+        if self.root is None:
+            return
+        path = self._array_path(image_sha, codec, setting, codec_version, tag)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
+        atomic_write(path, buf.getvalue())

@@ -27,7 +27,17 @@ def compute(images: Sequence[ImageEntry], codecs: dict[str, Codec], spec, outcom
     fid.check_allowed(n, len(images), patch)
     inception = fid.InceptionFeatures()
     cache = ResultCache(Path(spec.cache_root) if spec.cache_root else None)
-    ref = np.concatenate([inception(fid.extract_patches(im.load(), patch)) for im in images])
+    tag = fid.feature_tag(patch)
+
+    def features(im: ImageEntry, codec_name: str, label: str, version: str, decode) -> np.ndarray:
+        """Patch features of one decoded image, from the cache when a run has computed them."""
+        f = cache.get_array(im.sha256, codec_name, label, version, tag)
+        if f is None:
+            f = inception(fid.extract_patches(decode(), patch))
+            cache.put_array(im.sha256, codec_name, label, version, tag, f)
+        return f
+
+    ref = np.concatenate([features(im, "original", "ref", "1", lambda im=im: im.load()) for im in images])
     out: dict[str, dict[str, dict[str, float]]] = {}
     for name, codec in codecs.items():
         if only is not None and name not in only:
@@ -42,11 +52,14 @@ def compute(images: Sequence[ImageEntry], codecs: dict[str, Codec], spec, outcom
                 e = outcome.entries.get((name, label, im.name))
                 if e is None:
                     break
-                data = cache.get_bitstream(im.sha256, name, label, e["codec_version"])
-                rgb = im.load()
-                if data is None:
-                    data = codec.encode(rgb, s)
-                feats.append(inception(fid.extract_patches(np.asarray(codec.decode(data)), patch)))
+
+                def decode(im=im, e=e) -> np.ndarray:
+                    data = cache.get_bitstream(im.sha256, name, label, e["codec_version"])
+                    if data is None:
+                        data = codec.encode(im.load(), s)
+                    return np.asarray(codec.decode(data))
+
+                feats.append(features(im, name, label, e["codec_version"], decode))
             else:
                 f = np.concatenate(feats)
                 out.setdefault(name, {})[label] = {"fid": fid.fid_from_features(ref, f),

@@ -39,6 +39,10 @@ def decode_rows(images: list[Path], quality: float, strengths: list[float], step
     from diffcodec.psnr import psnr
 
     lpips, dists, inception = LPIPSNet("alex"), DISTSNet(), fid.InceptionFeatures()
+
+    def decode(data: bytes, s: float, seed: int) -> np.ndarray:
+        return np.asarray(diffcodec.decompress(data, strength=s, steps=steps if s else None, seed=seed).convert("RGB"))
+
     acc = {s: {"psnr": [], "lpips": [], "dists": [], "seed_mad": [], "seed_psnr": [], "feats": []} for s in strengths}
     ref_feats, bpps = [], []
     for path in images:
@@ -51,8 +55,8 @@ def decode_rows(images: list[Path], quality: float, strengths: list[float], step
             x = to_tensor(rgb)
             x_lpips, x_dists = lpips.embed(x), dists.features(x)
         for s in strengths:
-            out, other = (np.asarray(diffcodec.decompress(data, strength=s, steps=steps if s else None, seed=seed)
-                                     .convert("RGB")) for seed in (0, 1))
+            out = decode(data, s, 0)
+            other = decode(data, s, 1) if s else out  # strength 0 is the fidelity decoder: no noise is drawn
             a = acc[s]
             with torch.no_grad():
                 y = to_tensor(out)
@@ -141,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         "steps": args.steps or decoder.steps, "default_strength": decoder.strength, "fid_patch": args.fid_patch,
         "seconds": round(time.time() - t0, 1), "rows": rows,
         "notes": "seed_mad: mean |seed 0 - seed 1| in 8-bit levels; seed_psnr: PSNR between the two decodes; "
-                 "LPIPS is in the realism decoder's training loss, DISTS, FID and KID are not",
+                 "LPIPS (and, from realism-cc5-cpu2 on, DISTS) is in the realism decoder's training loss; "
+                 "FID and KID are not",
     }
     if args.reference is not None:
         result["reference_label"] = json.loads(args.reference.read_text()).get("name", args.reference.stem)

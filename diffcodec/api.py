@@ -261,8 +261,10 @@ def decompress(
     x = codec.synthesize(y_hat, header.quality, header.height, header.width, dtype=dtype)
     if not settings.is_fidelity:
         lam = codec.rate_lambda(header.quality)
-        x = decode_realism(x, realism_decoder.level(lam), _on(realism_decoder.net, device), settings,
-                           dtype=torch.bfloat16 if device == "cpu" else torch.float32)
+        net = _on(realism_decoder.net, device)
+        latent = codec.synthesis_input(y_hat, header.quality) if net.config.latent_channels else None
+        x = decode_realism(x, realism_decoder.level(lam), net, settings,
+                           dtype=torch.bfloat16 if device == "cpu" else torch.float32, latent=latent)
     rgb = (x[0].permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
     return to_pil(rgb, alpha, header.channels)
 

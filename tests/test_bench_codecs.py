@@ -150,3 +150,30 @@ def test_codec_name_expansion():
     assert expand_names("jpeg,bpg") == ["jpeg420", "jpeg444", "hevc"]
     with pytest.raises(ValueError):
         expand_names("jpeg,foo")
+
+
+def test_diffcodec_cache_version_follows_only_what_decoding_reads(monkeypatch, tmp_path):
+    """Trainer edits keep cached results; decode code changes both modes; a denoiser file only realism's."""
+    from diffcodec.zoo import registry
+
+    pkg = tmp_path / "diffcodec"
+    for rel in ("__init__.py", "api.py", "training/loop.py", "zoo/weights/realism-x.safetensors"):
+        (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / rel).write_text("0")
+    fake = types.ModuleType("diffcodec")
+    fake.__file__ = str(pkg / "__init__.py")
+    monkeypatch.setitem(sys.modules, "diffcodec", fake)
+    monkeypatch.setattr(registry, "DENOISERS", {1: types.SimpleNamespace(filename="realism-x.safetensors")})
+
+    def versions():
+        return get_codec("diffcodec").tool_version(), get_codec("diffcodec-realism").tool_version()
+
+    before = versions()
+    (pkg / "training/loop.py").write_text("1")
+    assert versions() == before
+    (pkg / "zoo/weights/realism-x.safetensors").write_text("1")
+    after_denoiser = versions()
+    assert after_denoiser[0] == before[0] and after_denoiser[1] != before[1]
+    (pkg / "api.py").write_text("1")
+    after_api = versions()
+    assert after_api[0] != after_denoiser[0] and after_api[1] != after_denoiser[1]

@@ -191,3 +191,17 @@ def test_realism_table_compares_at_matched_bpp():
     second = [c.strip() for c in rows[1].split("|")[1:-1]]
     assert second[3] == "–" and second[-1] == "–"  # 0.8 bpp is beyond both curves
     assert realism_table([hevc, fid]) == ""
+
+
+def test_cache_keeps_feature_arrays_under_their_tag(tmp_path):
+    from benchmarks.cache import ResultCache
+
+    cache, key = ResultCache(tmp_path), ("ab" * 32, "hevc", "q=30", "v1")
+    feats = np.random.default_rng(0).normal(size=(39, 2048))
+    assert cache.get_array(*key, fid.feature_tag(128)) is None
+    cache.put_array(*key, fid.feature_tag(128), feats)
+    assert np.array_equal(cache.get_array(*key, fid.feature_tag(128)), feats)
+    assert cache.get_array(*key, fid.feature_tag(256)) is None  # another patch size is another array
+    assert cache.get_array("ab" * 32, "hevc", "q=30", "v2", fid.feature_tag(128)) is None
+    ResultCache(None).put_array(*key, "t", feats)  # caching off: nothing written, nothing read
+    assert ResultCache(None).get_array(*key, "t") is None

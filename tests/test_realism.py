@@ -373,6 +373,14 @@ def test_unrolled_training_resumes_with_its_discriminator_and_exports(tmp_path):
     assert decode_realism(x_f, 1.0, net, SamplerSettings(steps=2, strength=0.5)).shape == x_f.shape
     with pytest.raises(SystemExit):  # a clean-residual run cannot go on with the diffusion objective
         train_denoiser.main([*base, "--objective", "diffusion", "--steps", "4"])
+    # a shipped file starts a new run; --latent adds the latent input, zero-initialised
+    again = [*common, "--out", str(tmp_path / "again"), "--init", str(weights), "--warmup", "0", "--steps", "2"]
+    train_denoiser.main([*again, "--latent"])
+    ck = torch.load(tmp_path / "again" / "checkpoint.pt", weights_only=False)
+    assert ck["config"]["latent_channels"] == 24 and "latent_in.weight" in ck["model"]
+    assert ck["model"]["latent_in.weight"].abs().max() > 0  # it trained
+    with pytest.raises(SystemExit):  # a resumed run keeps its network: the first run had no latent input
+        train_denoiser.main([*common, "--steps", "4", "--latent"])
 
 
 def test_unrolled_loss_weights_the_perceptual_terms_by_strength():
@@ -452,3 +460,79 @@ def test_api_strength_and_the_registered_defaults(monkeypatch, tmp_path):
     finally:
         registry.load_denoiser_file.cache_clear()
         api._on.cache_clear()
+
+
+def test_time_grid_of_per_crop_strengths_has_one_column_per_crop():
+    strength = torch.tensor([1.0, 0.5, 0.0])
+    grid = time_grid(strength, 2)
+    assert grid.shape == (3, 3)
+    for j, s in enumerate(strength.tolist()):
+        assert torch.allclose(grid[:, j], torch.tensor(time_grid(s, 2)))
+
+
+LATENT_TINY = DenoiserConfig(width=8, mults=(1, 2, 2), blocks=1, levels=4, prediction="r0", latent_channels=5)
+
+
+def test_latent_conditioning_is_a_zero_initialised_input_at_the_latent_resolution():
+    with pytest.raises(ValueError, match="1/16"):
+        DenoiserConfig(mults=(1, 2), latent_channels=5)  # lowest level at 1/8
+    assert DenoiserConfig.from_dict({k: v for k, v in R0_TINY.to_dict().items() if k != "latent_channels"}) == R0_TINY
+    plain = _random_net(DenoiserConfig(**{**LATENT_TINY.to_dict(), "mults": (1, 2, 2), "latent_channels": 0}), 5)
+    net = ResidualDenoiser(LATENT_TINY).eval()
+    missing, unexpected = net.load_state_dict(plain.state_dict(), strict=False)
+    assert set(missing) == {"latent_in.weight", "latent_in.bias"} and not unexpected
+    r, x_f, t, level = torch.randn(2, 3, 32, 48), torch.rand(2, 3, 32, 48), torch.tensor([0.5, 1.0]), torch.tensor([1.0, 2.0])
+    latent = torch.randn(2, 5, 2, 3)
+    with torch.no_grad():
+        same = plain(r, x_f, t, level)
+        assert torch.equal(net(r, x_f, t, level, latent), same)  # zero-initialised: reads nothing yet
+        net.latent_in.weight.normal_(0, 0.5)
+        assert not torch.allclose(net(r, x_f, t, level, latent), same)
+        assert torch.equal(net(r, x_f, t, level, None), same)  # no latent: the condition is left out
+
+
+def test_latent_conditioned_decode_tiles_and_matches_the_training_path():
+    net = _random_net(LATENT_TINY, 6)
+    x_f = torch.rand(1, 3, 40, 56)  # padded to 48 x 64: the latent grid is 3 x 4 (the codec's may be larger)
+    latent = torch.randn(1, 5, 4, 4)
+    settings = SamplerSettings(steps=2, strength=0.8, seed=5)
+    decoded = decode_realism(x_f, 1.0, net, settings, latent=latent)
+    assert not torch.equal(decoded, decode_realism(x_f, 1.0, net, settings))  # the latent is read
+    tiled = decode_realism(x_f, 1.0, net, settings, tile=16, halo=32, latent=latent)
+    assert (decoded - tiled).abs().max().item() < 1e-5
+    # training decodes unpadded crops whose sides are multiples of 16 the same way
+    x_f, latent = x_f[..., :32, :48], latent[..., :2, :3]
+    decoded = decode_realism(x_f, 1.0, net, settings, latent=latent)
+    noise = torch.randn(x_f.shape, generator=torch.Generator().manual_seed(5))
+    _, s_start = alpha_sigma(torch.tensor([0.8]))
+    level = torch.tensor([1.0])
+    with torch.no_grad():
+        r0 = ddim(lambda r, t: interpret("r0", r, net(r, x_f, t, level, latent), t), s_start * noise,
+                  time_grid(torch.tensor([0.8]), 2))
+    assert torch.allclose(decoded, (x_f + net.config.residual_scale * r0).clamp(0, 1), atol=1e-6)
+
+
+def test_decompress_hands_the_synthesis_input_to_a_latent_reading_decoder(tmp_path):
+    import diffcodec
+    from diffcodec import api
+    from diffcodec.zoo import registry
+
+    img = Image.fromarray(np.random.default_rng(1).integers(0, 256, (40, 56, 3), dtype=np.uint8))
+    data = diffcodec.compress(img, quality=20)
+    m = registry.load_model(diffcodec.read_header(data).header.model_id).net.config.m
+    config = DenoiserConfig(width=8, mults=(1, 2, 2), blocks=1, levels=8, prediction="r0", latent_channels=m)
+    net = _random_net(config, 7)
+    blind = ResidualDenoiser(DenoiserConfig(**{**config.to_dict(), "mults": (1, 2, 2), "latent_channels": 0}))
+    blind.load_state_dict(net.state_dict(), strict=False)
+    decode = lambda n: np.asarray(diffcodec.decompress(  # noqa: E731
+        data, steps=2, seed=1, realism_decoder=RealismDecoder(n.eval(), (0.0009, 0.13))))
+    try:
+        reading, not_reading = decode(net), decode(blind)
+        with torch.no_grad():
+            net.latent_in.weight.zero_()
+            net.latent_in.bias.zero_()
+        api._on.cache_clear()  # decompress keeps a channels-last copy of each denoiser it met
+        assert np.array_equal(decode(net), not_reading)  # a zero latent input: the same pixels
+    finally:
+        api._on.cache_clear()
+    assert reading.shape == not_reading.shape and not np.array_equal(reading, not_reading)

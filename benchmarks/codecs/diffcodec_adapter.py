@@ -2,9 +2,11 @@
 
 Runs in the main process only, with ``torch.set_num_threads(2)`` during encode and decode,
 so that ``encoding_time`` / ``decoding_time`` are the 2-thread CPU timings the codec issue asks
-for. The adapter's cache version hashes every file of the ``diffcodec`` package (code and the
-shipped model) except its Markdown (the model cards), so a retrained model or changed code
-invalidates cached results and an edited card does not.
+for. The adapter's cache version hashes every file of the ``diffcodec`` package that
+``compress``/``decompress`` can reach (code and the shipped models; not the training code or the
+other layers above the API, not the Markdown model cards, and in fidelity mode not the denoiser
+files), so a retrained model or changed decode code invalidates cached results and an edited
+card or trainer does not.
 """
 from __future__ import annotations
 
@@ -28,6 +30,10 @@ def _diffcodec_module() -> Any:
     except Exception as exc:  # broken work-in-progress imports must not kill the suite
         raise CodecUnavailable(f"cannot import diffcodec: {exc!r}") from exc
 
+
+#: parts of the package above the API in the import layers (pyproject.toml's contract): compress
+#: and decompress cannot import them, so editing them keeps cached results
+ABOVE_API = ("training", "cli.py", "distributed.py", "batch.py", "pillow_plugin.py")
 
 #: decompress() arguments of each decoding mode (a decode-time choice: the files are the same);
 #: realism runs the realism decoder's own defaults, as `decompress --realism` does
@@ -67,11 +73,19 @@ class DiffCodec(Codec):
     def tool_version(self) -> str:
         mod = _diffcodec_module()
         root = Path(mod.__file__).resolve().parent
+        skip = set(ABOVE_API)
+        if self.mode is None:  # the fidelity decoder never reads a denoiser file
+            from diffcodec.zoo.registry import DENOISERS
+
+            skip |= {f"zoo/weights/{e.filename}" for e in DENOISERS.values()}
         h = hashlib.sha256()
         for f in sorted(root.rglob("*")):
-            if f.is_file() and "__pycache__" not in f.parts and f.suffix != ".md":  # docs change no result
-                h.update(str(f.relative_to(root)).encode())
-                h.update(f.read_bytes())
+            rel = f.relative_to(root)
+            if (not f.is_file() or "__pycache__" in f.parts or f.suffix == ".md"  # docs change no result
+                    or rel.parts[0] in skip or rel.as_posix() in skip):
+                continue
+            h.update(str(rel).encode())
+            h.update(f.read_bytes())
         return f"diffcodec {getattr(mod, '__version__', '?')} {h.hexdigest()[:16]}"
 
     def description(self) -> str:

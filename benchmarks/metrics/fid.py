@@ -51,6 +51,11 @@ def check_allowed(n_patches: int, n_images: int, size: int = PATCH) -> None:
             "(--fid-patch 128 for Kodak) or a larger set such as CLIC or DIV2K")
 
 
+def feature_tag(size: int = PATCH) -> str:
+    """Names cached patch features by what they depend on: the network's checksum and the patch side."""
+    return f"inception-{W.FID_INCEPTION.sha256[:12]}-p{size}"
+
+
 def extract_patches(rgb: np.ndarray, size: int = PATCH) -> np.ndarray:
     """uint8 (N, size, size, 3) patches of one image."""
     h, w = rgb.shape[:2]

@@ -20,6 +20,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+#: the codec's latent is at 1/16 of the image resolution
+LATENT_STRIDE = 16
+
+
 @dataclass(frozen=True)
 class DenoiserConfig:
     """Architecture; stored in the weight file so a loader can rebuild the network."""
@@ -33,12 +37,20 @@ class DenoiserConfig:
     # what the output is: "v" (v-prediction, trained with the diffusion loss) or "r0" (the clean
     # residual, trained through the unrolled sampler; a zero output is then the fidelity image)
     prediction: str = "v"
+    # > 0: also conditioned on the synthesis transform's input (the decoded latent divided by
+    # the rate gain, this many channels at 1/16 resolution), added at the U-Net's 1/16 level;
+    # 0: on the fidelity image only (every file before realism-cc5-cpu2)
+    latent_channels: int = 0
 
     def __post_init__(self) -> None:
         if self.width <= 0 or not self.mults or self.blocks < 1:
             raise ValueError("width, mults and blocks must be positive")
         if self.prediction not in ("v", "r0"):
             raise ValueError(f"prediction must be 'v' or 'r0', got {self.prediction!r}")
+        if self.latent_channels < 0:
+            raise ValueError("latent_channels must be >= 0")
+        if self.latent_channels and self.unshuffle * 2 ** (len(self.mults) - 1) != LATENT_STRIDE:
+            raise ValueError(f"latent conditioning needs the U-Net's lowest level at 1/{LATENT_STRIDE} resolution")
 
     def to_dict(self) -> dict:
         return {**asdict(self), "mults": list(self.mults)}
@@ -122,6 +134,10 @@ class ResidualDenoiser(nn.Module):
             if i + 1 < len(widths):
                 self.downsample.append(nn.Conv2d(cur, cur, 3, stride=2, padding=1))
                 skips.append(cur)
+        if config.latent_channels:  # zero-initialised: a network without it decodes the same
+            self.latent_in = nn.Conv2d(config.latent_channels, widths[-2] if len(widths) > 1 else c, 3, padding=1)
+            nn.init.zeros_(self.latent_in.weight)
+            nn.init.zeros_(self.latent_in.bias)
         self.mid = ResBlock(cur, cur, emb)
         self.up = nn.ModuleList()
         self.upsample = nn.ModuleList()
@@ -143,8 +159,13 @@ class ResidualDenoiser(nn.Module):
         """Input sides must be multiples of this (callers pad)."""
         return self.config.unshuffle * 2 ** (len(self.config.mults) - 1)
 
-    def forward(self, r_t: Tensor, x_f: Tensor | None, t: Tensor, level: Tensor) -> Tensor:
-        """r_t, x_f: (B, 3, H, W); t in [0, 1] and level in [0, levels-1]: (B,). ``x_f=None``: unconditional."""
+    def forward(self, r_t: Tensor, x_f: Tensor | None, t: Tensor, level: Tensor,
+                latent: Tensor | None = None) -> Tensor:
+        """r_t, x_f: (B, 3, H, W); t in [0, 1] and level in [0, levels-1]: (B,). ``x_f=None``: unconditional.
+
+        ``latent`` (B, latent_channels, H/16, W/16): the synthesis transform's input, for a
+        network with ``latent_channels``; ``None`` leaves that condition out.
+        """
         u = self.config.unshuffle
         r = F.pixel_unshuffle(r_t, u)
         cond = F.pixel_unshuffle(x_f * 2 - 1, u) if x_f is not None else self.null_condition.expand_as(r)
@@ -152,7 +173,10 @@ class ResidualDenoiser(nn.Module):
                                     _embedding(level / (self.config.levels - 1), self.config.width)], dim=1))
         h = self.inp(torch.cat([r, cond], dim=1))
         hs = [h]
+        last = len(self.down) - 1
         for i, blocks in enumerate(self.down):
+            if i == last and latent is not None and self.config.latent_channels:
+                h = h + self.latent_in(latent)
             for block in blocks:
                 h = block(h, emb)
                 hs.append(h)

@@ -228,10 +228,11 @@ class VariableRateHyperprior(nn.Module):
         return {"x_hat": x_hat, "likelihoods": {"y": torch.cat(y_likelihoods, dim=1), "z": z_likelihoods}}
 
     @torch.no_grad()
-    def reconstruct(self, x: Tensor, t: Tensor) -> Tensor:
-        """The fidelity decoder's output with real rounding (float means): training input of the realism decoder.
+    def synthesis_input(self, x: Tensor, t: Tensor) -> Tensor:
+        """The decoded latent over the rate gain, with real rounding (float means): what g_s reads.
 
-        Matches :class:`diffcodec.coding.codec.Codec` up to the exact hyper-synthesis' grid error.
+        Matches :meth:`diffcodec.coding.codec.Codec.synthesis_input` up to the exact
+        hyper-synthesis' grid error.
         """
         gain, inv_gain = self.gains(t)
         y = self.g_a(x) * gain
@@ -240,7 +241,11 @@ class VariableRateHyperprior(nn.Module):
         means, scales = self.split_params(self.h_s(z_hat))
         y_hat = channel_context_loop(self.slice_bounds(), self.hyper_slice_params(means, scales),
                                      lambda i, b, mu, _: torch.round(y[:, b[0]:b[1]] - mu) + mu)
-        return self.g_s(y_hat * inv_gain).clamp(0, 1)
+        return y_hat * inv_gain
+
+    def reconstruct(self, x: Tensor, t: Tensor) -> Tensor:
+        """The fidelity decoder's output with real rounding: training input of the realism decoder."""
+        return self.g_s(self.synthesis_input(x, t)).clamp(0, 1)
 
     def aux_loss(self) -> Tensor:
         return self.entropy_bottleneck.loss()

@@ -25,8 +25,12 @@ REALISM_HALO = 256
 
 @torch.no_grad()
 def decode_realism(x_f: Tensor, level: float, denoiser: ResidualDenoiser, settings: SamplerSettings,
-                   dtype: torch.dtype = torch.float32, tile: int = REALISM_TILE, halo: int = REALISM_HALO) -> Tensor:
+                   dtype: torch.dtype = torch.float32, tile: int = REALISM_TILE, halo: int = REALISM_HALO,
+                   latent: Tensor | None = None) -> Tensor:
     """x_f: (1, 3, H, W) fidelity reconstruction in [0, 1] -> realism reconstruction, same shape.
+
+    ``latent``: the synthesis transform's input (1, C, >= H/16, >= W/16), read by a denoiser
+    with ``latent_channels`` (and ignored by one without).
 
     Repeated decodes on one machine with the same thread count give the same pixels (seeded
     noise). Across thread counts oneDNN's convolutions sum in another order, so pixels may
@@ -38,20 +42,32 @@ def decode_realism(x_f: Tensor, level: float, denoiser: ResidualDenoiser, settin
         return x_f
     device = x_f.device
     h, w = x_f.shape[-2:]
-    m = denoiser.multiple
-    cond = F.pad(x_f, (0, (-w) % m, 0, (-h) % m), mode="replicate").contiguous(memory_format=torch.channels_last)
+    s = denoiser.multiple  # a network that reads the latent has it at 1/16 = 1/multiple (DenoiserConfig)
+    if tile % s or halo % s:
+        raise ValueError(f"tile and halo must be multiples of {s}")
+    cond = F.pad(x_f, (0, (-w) % s, 0, (-h) % s), mode="replicate")
     level_t = torch.full((cond.shape[0],), float(level), device=device)
+    use_latent = latent is not None and denoiser.config.latent_channels > 0
+    if use_latent:
+        latent = latent[..., :cond.shape[-2] // s, :cond.shape[-1] // s].to(device, torch.float32)
 
     def predict(r_t: Tensor, t: Tensor, conditional: bool) -> tuple[Tensor, Tensor]:
-        def net(pair: Tensor) -> Tensor:  # (r_t, x_f) stacked, so one tiling cuts both alike
+        def net(grid: Tensor) -> Tensor:
+            # r_t and x_f unshuffled onto the network's coarsest grid (the latent's), so that one
+            # tiling cuts them and the latent alike
+            pair = F.pixel_shuffle(grid[:, :6 * s * s], s).contiguous(memory_format=torch.channels_last)
+            r_t = pair[:, :3]
+            lat = grid[:, 6 * s * s:] if use_latent and conditional else None
             with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
-                r_t = pair[:, :3]
-                out = denoiser(r_t, pair[:, 3:] if conditional else None, t, level_t).float()
+                out = denoiser(r_t, pair[:, 3:] if conditional else None, t, level_t, lat).float()
                 r0, eps = interpret(denoiser.config.prediction, r_t, out, t)
-            return torch.cat([r0, eps], dim=1).float()
+            return F.pixel_unshuffle(torch.cat([r0, eps], dim=1).float(), s)
 
+        grid = F.pixel_unshuffle(torch.cat([r_t, cond], dim=1), s)
+        if use_latent:
+            grid = torch.cat([grid, latent], dim=1)
         # every network evaluation is tiled (not the whole sampling), so tiles never drift apart
-        out = apply_tiled(net, torch.cat([r_t, cond], dim=1), Fraction(1), tile, halo, align=m)
+        out = F.pixel_shuffle(apply_tiled(net, grid, Fraction(1), tile // s, halo // s), s)
         return out[:, :3], out[:, 3:]
 
     r0 = sample_residual(predict, tuple(cond.shape), settings, device)

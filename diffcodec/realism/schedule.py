@@ -99,9 +99,16 @@ def interpret(prediction: str, r_t: Tensor, out: Tensor, t: Tensor) -> Predictio
     return (from_v if prediction == "v" else from_r0)(r_t, out, t)
 
 
-def time_grid(strength: float, steps: int) -> list[float]:
-    """The ``steps + 1`` times from the start time ``strength`` down to 0, evenly spaced."""
-    return [strength * (1.0 - i / steps) for i in range(steps + 1)]
+def time_grid(strength: float | Tensor, steps: int) -> list[float] | Tensor:
+    """The ``steps + 1`` times from the start time ``strength`` down to 0, evenly spaced.
+
+    A float strength (the decoder's) gives a list of floats; a ``(B,)`` tensor of per-crop
+    strengths (training) gives a ``(steps + 1, B)`` tensor, one column per crop.
+    """
+    fractions = [1.0 - i / steps for i in range(steps + 1)]
+    if isinstance(strength, Tensor):
+        return torch.tensor(fractions, dtype=strength.dtype, device=strength.device)[:, None] * strength[None, :]
+    return [strength * f for f in fractions]
 
 
 def guided(predict: PredictFunction, r_t: Tensor, t: Tensor, guidance: float) -> Prediction:

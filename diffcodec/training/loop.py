@@ -12,7 +12,8 @@ from diffcodec.image_io import atomic_write
 
 def learning_rate(base: float, step: int, opt_start: int, warmup: int, dropped: bool) -> float:
     """Linear warm-up from the step Adam (re)started, then ``base``, divided by 10 once ``dropped``."""
-    return base * min(1.0, (step - opt_start + 1) / warmup) * (0.1 if dropped else 1.0)
+    ramp = min(1.0, (step - opt_start + 1) / warmup) if warmup > 0 else 1.0
+    return base * ramp * (0.1 if dropped else 1.0)
 
 
 def lr_dropped(step: int, lr_drop: float, total_steps: int, elapsed_s: float, minutes: float | None) -> bool:

@@ -10,6 +10,10 @@ fidelity image is noised to start time ``s`` and the decode's own 1..K DDIM step
 ``--adv-weight`` x a projected discriminator on frozen AlexNet features, with differentiable
 augmentation). At ``s = 0`` only the MSE remains, so the strength knob runs from the fidelity
 image to the most realistic one. Encoder and entropy model stay frozen: files do not change.
+``--latent`` also conditions the network on the synthesis transform's input (the decoded
+latent over the rate gain, at 1/16 resolution: what the fidelity image was made from, before
+g_s smoothed it); added to a network from ``--init``, that input starts at zero, so the run
+starts from the given decoder. ``--init`` takes a snapshot directory or a shipped denoiser file.
 
 ``--objective diffusion`` (``realism-cc4-cpu1``):
 per crop: a random rate level, the frozen codec's fidelity reconstruction ``x_f`` (real
@@ -18,7 +22,7 @@ rounding), the normalised residual ``r_0 = (x - x_f) / scale``, a random time ``
 LPIPS (AlexNet) and DISTS (the benchmark's offline implementations) of ``x_f + scale * r_0_hat``
 against the crop; ``--t-one-fraction`` puts a share of each batch at ``t = 1``, the
 one-step decode's input. With probability ``--p-uncond`` the condition ``x_f`` is dropped, which
-classifier-free guidance needs at decode time. Checkpoints, ``--snapshot``, ``--init DIR``
+classifier-free guidance needs at decode time. Checkpoints, ``--snapshot``, ``--init``
 and ``--minutes`` work as in :mod:`diffcodec.training.fidelity`.
 """
 from __future__ import annotations
@@ -39,7 +43,7 @@ from diffcodec.models.discriminator import (
     discriminator_loss,
     generator_loss,
 )
-from diffcodec.realism.schedule import add_noise, alpha_sigma, ddim, interpret, v_target
+from diffcodec.realism.schedule import add_noise, alpha_sigma, ddim, interpret, time_grid, v_target
 from diffcodec.training.data import CropSampler, load_corpus
 from diffcodec.training.loop import (
     RunLog,
@@ -55,7 +59,7 @@ from diffcodec.training.loop import (
 )
 from diffcodec.training.parts import load_snapshot, save_snapshot
 from diffcodec.zoo.registry import DEFAULT_MODEL_ID, load_model
-from diffcodec.zoo.weight_files import denoiser_level, load_weights
+from diffcodec.zoo.weight_files import denoiser_level, load_denoiser, load_weights
 
 
 def diffusion_times(b: int, n_one: int, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -147,21 +151,23 @@ def unrolled_loss(net: ResidualDenoiser, codec_net, x: torch.Tensor, objective: 
     augmented features of the real and decoded crops (``d_real``, ``d_fake``)."""
     b, dev = x.shape[0], x.device
     level = torch.rand(b, device=dev) * objective.max_level
-    x_f = codec_net.reconstruct(x, level)
+    latent = codec_net.synthesis_input(x, level)
+    x_f = codec_net.g_s(latent).clamp(0, 1)  # = codec_net.reconstruct(x, level)
+    latent = latent if net.config.latent_channels else None
     if lambda_range is not None:
         level = denoiser_level(codec_net.level_lambda(level), lambda_range, net.config.levels)
     n_full = round(b * objective.full_strength_fraction)
     strength = torch.rand(b, device=dev)
     strength[:n_full] = 1.0
     k = objective.unroll[int(torch.randint(len(objective.unroll), ()))]
-    times = strength[None, :] * (1.0 - torch.arange(k + 1, device=dev, dtype=torch.float32) / k)[:, None]
+    times = time_grid(strength, k)
     _, s_start = alpha_sigma(strength)
     r = s_start * torch.randn_like(x)
     autocast = dtype != torch.float32
 
     def predict(r_t: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.autocast(dev.type, dtype=dtype, enabled=autocast):
-            out = net(r_t, x_f, t, level).float()
+            out = net(r_t, x_f, t, level, latent).float()
         return interpret(net.config.prediction, r_t, out, t)
 
     x_hat = (x_f + net.config.residual_scale * ddim(predict, r, times)).clamp(0, 1)
@@ -195,6 +201,14 @@ def unrolled_loss(net: ResidualDenoiser, codec_net, x: torch.Tensor, objective: 
     return out
 
 
+def _load_adding(net: ResidualDenoiser, state: dict, added: set[str]) -> None:
+    """Load ``state``; only the ``added`` parameters (new, zero-initialised inputs) may be missing."""
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    if set(missing) - added or unexpected:
+        raise SystemExit(f"error: weights do not fit the network (missing {sorted(set(missing) - added)}, "
+                         f"unexpected {sorted(unexpected)})")
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=Path("../shared/data/train"))
@@ -209,6 +223,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--warmup", type=int, default=200)
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--width", type=int, default=DenoiserConfig.width)
+    p.add_argument("--latent", action="store_true",
+                   help="condition the network on the decoded latent too (added, zero-initialised, to a "
+                        "network from --init, which then starts out decoding as before)")
     p.add_argument("--p-uncond", type=float, default=0.1)
     p.add_argument("--lpips-weight", type=float, default=None,
                    help="LPIPS-Alex term [default: 1 with --objective unrolled, else 0]")
@@ -238,7 +255,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--ckpt-every", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--init", type=Path, default=None, help="snapshot directory to start from")
+    p.add_argument("--init", type=Path, default=None,
+                   help="snapshot directory or shipped denoiser .safetensors file to start from")
     p.add_argument("--snapshot", type=Path, default=None)
     p.add_argument("--minutes", type=float, default=None)
     args = p.parse_args(argv)
@@ -262,21 +280,31 @@ def main(argv: list[str] | None = None) -> None:
     init_ema = None
     if ck is not None:
         config = DenoiserConfig.from_dict(ck["config"])
-    elif args.init is not None:
+    elif args.init is not None and args.init.is_dir():
         state, init_ema, step, config_dict = load_snapshot(args.init)
         config = DenoiserConfig.from_dict(config_dict)
         opt_start = step
+    elif args.init is not None:  # a shipped denoiser file: its weights start both net and EMA
+        shipped = load_denoiser(args.init, None).net
+        config = shipped.config
+        state = init_ema = shipped.state_dict()
     else:
         config = DenoiserConfig(width=args.width, levels=codec_net.config.levels,
                                 prediction="r0" if args.objective == "unrolled" else "v")
+    added = set()
+    if args.latent and not config.latent_channels:  # start reading the latent (a zero-initialised input)
+        if ck is not None:
+            p.error("--latent starts a run (from --init or afresh), not a resumed one")
+        config = DenoiserConfig.from_dict({**config.to_dict(), "latent_channels": codec_net.config.m})
+        added = {"latent_in.weight", "latent_in.bias"}
     if (config.prediction == "r0") != (args.objective == "unrolled"):
         p.error(f"a {config.prediction}-prediction network cannot train with --objective {args.objective}")
     net = ResidualDenoiser(config).to(device)
     if init_ema is not None:
-        net.load_state_dict(state)
+        _load_adding(net, state, added)
     ema = copy.deepcopy(net).eval()
     if init_ema is not None:
-        ema.load_state_dict(init_ema)
+        _load_adding(ema, init_ema, added)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=0.0)
     optimizers = {"opt": opt}
     heads = None

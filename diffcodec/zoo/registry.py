@@ -71,11 +71,11 @@ class DenoiserEntry:
     strength: float = 1.0
 
 
-#: trained on model 5's reconstructions with the unrolled objective (docs/training.md); its level
-#: input is model 5's own level scale
+#: trained on model 5's reconstructions with the unrolled objective (docs/training.md), reading the
+#: decoded latent as well as the fidelity image; its level input is model 5's own level scale
 REALISM_CC5 = DenoiserEntry(
-    filename="realism-cc5-cpu1.safetensors",
-    sha256="470922f5b7308c3d034f1a7dcf98b060cdba8ad995b0d2fcd045908e11144146",
+    filename="realism-cc5-cpu2.safetensors",
+    sha256="ad7c35e6051676df60e1cd5b0a42191ce525ac23b4a3acf36b17e8c806919f99",
     lambda_range=(0.0002173627528885617, 0.13),
     steps=2,
     strength=1.0,
