@@ -3,7 +3,8 @@
 Each entry is a JSON file (sizes, timings, memory, metric values with their own metric
 versions) plus the bitstream, so new metrics can be added later by decoding again instead
 of re-encoding; arrays derived from a decoded image (the FID pass's patch features) are
-kept beside it under a tag that names how they were computed. Writes are atomic, so parallel workers and interrupted runs are safe.
+kept beside it under a tag that names how they were computed. Writes are atomic, so parallel
+workers and interrupted runs are safe.
 """
 from __future__ import annotations
 
@@ -63,8 +64,6 @@ class ResultCache:
         if bitstream is not None:
             atomic_write(stem.with_suffix(".bin"), bitstream)
         atomic_write(stem.with_suffix(".json"), json.dumps(entry, indent=1).encode())
-
-
 
     def _array_path(self, image_sha: str, codec: str, setting: str, codec_version: str, tag: str) -> Path:
         stem = self._stem(image_sha, codec, setting, codec_version)

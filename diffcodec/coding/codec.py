@@ -224,13 +224,13 @@ class Codec:
         reader.finish()
         return y_hat
 
-    @torch.no_grad()
     def synthesis_input(self, y_hat: Tensor, quality: float) -> Tensor:
         """The decoded latent over the rate gain: what g_s reads (and a realism decoder may)."""
         t = quality_to_level(self.model, quality).to(self.device)
         _, inv_gain = self.net.gains(t)
         return y_hat.to(self.device, torch.float32) * inv_gain
 
+    @torch.no_grad()
     def synthesize(self, y_hat: Tensor, quality: float, height: int, width: int, dtype: torch.dtype = torch.float32) -> Tensor:
         """Fidelity decoder: (1, 3, height, width) float in [0, 1]."""
         y = self.synthesis_input(y_hat, quality)

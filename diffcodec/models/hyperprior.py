@@ -243,9 +243,14 @@ class VariableRateHyperprior(nn.Module):
                                      lambda i, b, mu, _: torch.round(y[:, b[0]:b[1]] - mu) + mu)
         return y_hat * inv_gain
 
+    @torch.no_grad()
+    def synthesize(self, latent: Tensor) -> Tensor:
+        """The fidelity image from :meth:`synthesis_input`'s output."""
+        return self.g_s(latent).clamp(0, 1)
+
     def reconstruct(self, x: Tensor, t: Tensor) -> Tensor:
         """The fidelity decoder's output with real rounding: training input of the realism decoder."""
-        return self.g_s(self.synthesis_input(x, t)).clamp(0, 1)
+        return self.synthesize(self.synthesis_input(x, t))
 
     def aux_loss(self) -> Tensor:
         return self.entropy_bottleneck.loss()

@@ -152,7 +152,7 @@ def unrolled_loss(net: ResidualDenoiser, codec_net, x: torch.Tensor, objective: 
     b, dev = x.shape[0], x.device
     level = torch.rand(b, device=dev) * objective.max_level
     latent = codec_net.synthesis_input(x, level)
-    x_f = codec_net.g_s(latent).clamp(0, 1)  # = codec_net.reconstruct(x, level)
+    x_f = codec_net.synthesize(latent)  # = codec_net.reconstruct(x, level)
     latent = latent if net.config.latent_channels else None
     if lambda_range is not None:
         level = denoiser_level(codec_net.level_lambda(level), lambda_range, net.config.levels)
