@@ -128,6 +128,16 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         codec_versions={n: c.version() for n, c in codecs.items()},
         metric_versions={n: m.version() for n, m in metrics.items()},
         cache_root=None if args.no_cache else str(args.cache_dir), threads=args.threads)
+    if args.fid and not args.no_cache:  # keep patch features while decoding (the FID pass reads them)
+        from benchmarks.metrics.fid import FIDRefused, check_allowed, count_patches
+
+        try:
+            check_allowed(count_patches(((im.height, im.width) for im in images), args.fid_patch),
+                          len(images), args.fid_patch)
+            spec.fid_patch, spec.fid_max_bpp = args.fid_patch, args.fid_max_bpp
+            spec.fid_codecs = args.fid_codecs.split(",") if args.fid_codecs else None
+        except FIDRefused:
+            pass  # the FID pass reports it
     t0 = time.time()
     outcome = runner.run(images, spec, workers=args.workers, progress=not args.quiet)
     elapsed = time.time() - t0

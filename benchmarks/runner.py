@@ -23,6 +23,7 @@ log = logging.getLogger("benchmarks")
 # process-wide singletons (one set per worker process)
 _CODECS: dict[str, Codec] = {}
 _METRICS: dict[str, Metric] = {}
+_INCEPTION: dict[str, Any] = {}
 
 
 def _codec(name: str) -> Codec:
@@ -55,6 +56,12 @@ class RunSpec:
     metric_versions: dict[str, str]
     cache_root: str | None
     threads: int = 1
+    #: with ``--fid``: patch side whose InceptionV3 features are kept for each image decoded
+    #: here (at or below ``fid_max_bpp``, of ``fid_codecs``), so that the FID pass need not decode
+    #: it again (a realism decode costs seconds)
+    fid_patch: int | None = None
+    fid_max_bpp: float | None = None
+    fid_codecs: list[str] | None = None
 
 
 @dataclass
@@ -134,7 +141,27 @@ def evaluate_point(image: ImageEntry, ref: _Reference, codec_name: str, setting:
             entry["metrics"][m] = {"value": None if math.isnan(value) else value,
                                    "version": spec.metric_versions[m]}
         cache.put(entry, bitstream)
+    if rec is not None:
+        keep_fid_features(image, entry, rec, spec, cache)
     return entry
+
+
+def keep_fid_features(image: ImageEntry, entry: dict, rec: np.ndarray, spec: RunSpec,
+                      cache: ResultCache) -> None:
+    """Cache the FID patch features of a just-decoded image, as the FID pass would compute them."""
+    if spec.fid_patch is None or (spec.fid_codecs is not None and entry["codec"] not in spec.fid_codecs):
+        return
+    if spec.fid_max_bpp is not None and entry["bpp"] > spec.fid_max_bpp:
+        return
+    from benchmarks.metrics import fid
+
+    tag = fid.feature_tag(spec.fid_patch)
+    key = (image.sha256, entry["codec"], entry["setting"], entry["codec_version"])
+    if cache.get_array(*key, tag) is not None:
+        return
+    if "net" not in _INCEPTION:
+        _INCEPTION["net"] = fid.InceptionFeatures()
+    cache.put_array(*key, tag, _INCEPTION["net"](fid.extract_patches(rec, spec.fid_patch)))
 
 
 def process_job(job: Job, spec: RunSpec, on_point: Callable[[str], None] | None = None,

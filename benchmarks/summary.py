@@ -258,15 +258,20 @@ def _interp_log_bpp(curve: CodecCurve, metric: str, bpp: float) -> float | None:
 
 
 def realism_table(curves: list[CodecCurve]) -> str:
-    """The realism decoder against HEVC-intra and the fidelity decoder at each realism point's bpp.
+    """Each realism curve (the registered strength, and any ``-s<strength>`` one) against HEVC-intra
+    and the fidelity decoder at each realism point's bpp.
 
     Issue 4's yardstick: LPIPS and DISTS at most half of HEVC's at matched bpp in 0.05-0.3,
     and below the fidelity decoder's on the same files. Blank where a curve does not reach.
     """
     by_name = {c.name: c for c in curves}
-    real, hevc, fid = by_name.get("diffcodec-realism"), by_name.get("hevc"), by_name.get("diffcodec")
-    if real is None or hevc is None or fid is None:
+    hevc, fid = by_name.get("hevc"), by_name.get("diffcodec")
+    if hevc is None or fid is None:
         return ""
+    return "\n".join(_realism_table(c, hevc, fid) for c in curves if c.name.startswith("diffcodec-realism"))
+
+
+def _realism_table(real: CodecCurve, hevc: CodecCurve, fid: CodecCurve) -> str:
     metrics = ["lpips", "dists", "psnr-rgb"] + [m for m in ("fid", "kid") if m in real.results]
     header = ["setting", "bpp"]
     for m in metrics:
@@ -288,7 +293,8 @@ def realism_table(curves: list[CodecCurve]) -> str:
     fid_note = (" FID and KID: InceptionV3 features of the patches of all images (the run's `--fid` "
                 "protocol, stated in the command), one value per setting; neither is in any training loss."
                 if "fid" in metrics else "")
-    return ("## Realism decoder at matched bpp\n\n"
+    title = "Realism decoder" if real.name == "diffcodec-realism" else real.label
+    return (f"## {title} at matched bpp\n\n"
             "Each realism point against the fidelity decoder (same files) and HEVC-intra, both "
             "interpolated linearly in log-rate at the realism point's bpp; blank where a curve "
             "does not reach that bpp." + fid_note + "\n\n"

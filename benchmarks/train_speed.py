@@ -27,7 +27,7 @@ from diffcodec.coding.codec import Codec
 from diffcodec.models.hyperprior import VariableRateHyperprior
 from diffcodec.training.data import CropSampler, list_images, load_corpus
 from diffcodec.training.evaluate import evaluate
-from diffcodec.training.fidelity import load_learned, rd_loss
+from diffcodec.training.fidelity import load_learned, rd_loss, with_residual_blocks
 from diffcodec.zoo.registry import DEFAULT_MODEL_ID, MODELS, WEIGHTS_DIR
 from diffcodec.zoo.weight_files import export, load_weights
 
@@ -50,11 +50,14 @@ def cpu_description() -> dict:
     return {"cpu": name, "bf16_units": sorted(f for f in flags if "bf16" in f)}
 
 
-def fresh_model(init: Path, precision: str) -> tuple[VariableRateHyperprior, torch.optim.Optimizer]:
-    """The shipped network in fp32 masters (channels-last), computing its transforms in ``precision``."""
+def fresh_model(init: Path, precision: str, residual_blocks: int = 0) -> tuple[VariableRateHyperprior, torch.optim.Optimizer]:
+    """The shipped network in fp32 masters (channels-last), computing its transforms in ``precision``
+    (grown by ``residual_blocks`` per scale, as ``--residual-blocks`` does in training)."""
     shipped = load_weights(init, None).net
     model = VariableRateHyperprior(shipped.config)
     load_learned(model, shipped.state_dict())
+    if residual_blocks:
+        model = with_residual_blocks(model, residual_blocks)
     model = model.to(memory_format=torch.channels_last).train()
     model.transform_dtype = DTYPES[precision]
     params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
@@ -81,9 +84,9 @@ def batches(data: Path, crop: int, batch: int, count: int, levels: int, seed: in
     return out
 
 
-def time_precision(init: Path, precision: str, work: list, warmup: int) -> list[float]:
+def time_precision(init: Path, precision: str, work: list, warmup: int, residual_blocks: int = 0) -> list[float]:
     """Seconds per step for each batch after ``warmup`` untimed ones."""
-    model, opt = fresh_model(init, precision)
+    model, opt = fresh_model(init, precision, residual_blocks)
     times = []
     for i, (x, t) in enumerate(work):
         start = time.perf_counter()
@@ -122,6 +125,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--kodak", type=Path, default=Path("../shared/data/kodak"))
     p.add_argument("--limit", type=int, default=6, help="Kodak images scored after the equal runs")
     p.add_argument("--qualities", type=float, nargs="+", default=[0, 25, 50, 75, 100])
+    p.add_argument("--residual-blocks", type=int, default=0,
+                   help="also time the network grown by this many residual blocks per scale (bf16 only)")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -144,15 +149,24 @@ def main(argv: list[str] | None = None) -> None:
               f"{result['bd_rate_bf16_vs_fp32_percent']:+.2f} %")
     else:
         work = batches(args.data, args.crop, args.batch, args.warmup + args.steps, levels, seed=0)
+        grown = f"bf16+{args.residual_blocks}res"
         times: dict[str, list[float]] = {prec: [] for prec in DTYPES}
+        if args.residual_blocks:
+            times[grown] = []
         for _ in range(args.rounds):
             for prec in DTYPES:
                 times[prec] += time_precision(init, prec, work, args.warmup)
+            if args.residual_blocks:
+                times[grown] += time_precision(init, "bf16", work, args.warmup, args.residual_blocks)
         medians = {prec: statistics.median(v) for prec, v in times.items()}
         result |= {"seconds_per_step": times, "median_seconds_per_step": medians,
                    "speedup_bf16": medians["fp32"] / medians["bf16"]}
         print(f"fp32 {medians['fp32']:.3f} s/step, bf16 {medians['bf16']:.3f} s/step: "
               f"{result['speedup_bf16']:.2f}x")
+        if args.residual_blocks:
+            result["residual_blocks"] = args.residual_blocks
+            result["grown_cost_vs_bf16"] = medians[grown] / medians["bf16"]
+            print(f"{grown} {medians[grown]:.3f} s/step: {result['grown_cost_vs_bf16']:.2f}x bf16's")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
 

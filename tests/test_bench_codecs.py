@@ -2,6 +2,7 @@
 import shutil
 import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -160,6 +161,8 @@ def test_diffcodec_cache_version_follows_only_what_decoding_reads(monkeypatch, t
     for rel in ("__init__.py", "api.py", "training/loop.py", "zoo/weights/realism-x.safetensors"):
         (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
         (pkg / rel).write_text("0")
+    # the layers above the API are read from the repository's own import contract
+    shutil.copy(Path(__file__).resolve().parents[1] / "pyproject.toml", tmp_path / "pyproject.toml")
     fake = types.ModuleType("diffcodec")
     fake.__file__ = str(pkg / "__init__.py")
     monkeypatch.setitem(sys.modules, "diffcodec", fake)
@@ -177,3 +180,43 @@ def test_diffcodec_cache_version_follows_only_what_decoding_reads(monkeypatch, t
     (pkg / "api.py").write_text("1")
     after_api = versions()
     assert after_api[0] != after_denoiser[0] and after_api[1] != after_denoiser[1]
+
+
+def test_layers_above_the_api_come_from_the_import_contract(tmp_path):
+    """A layer added above ``api`` in pyproject.toml is skipped without editing the adapter."""
+    from benchmarks.codecs.diffcodec_adapter import above_api
+
+    pkg = tmp_path / "diffcodec"
+    (pkg / "training").mkdir(parents=True)
+    assert above_api(pkg) == ()  # no pyproject.toml beside it (an installed wheel): hash everything
+    (tmp_path / "pyproject.toml").write_text(
+        '[[tool.importlinter.contracts]]\ntype = "layers"\ncontainers = ["diffcodec"]\n'
+        'layers = ["cli", "server | batch", "training", "api", "zoo"]\n')
+    assert above_api(pkg) == ("cli.py", "server.py", "batch.py", "training")
+    real = above_api(Path(__file__).resolve().parents[1] / "diffcodec")
+    assert set(real) == {"cli.py", "distributed.py", "batch.py", "pillow_plugin.py", "training"}
+
+
+def test_realism_strength_variant_decodes_at_its_strength(monkeypatch):
+    """``diffcodec-realism-s0.5`` passes strength=0.5 to decompress and keys its own cache entries."""
+    from PIL import Image
+
+    calls = {}
+
+    def decompress(data, steps=None, realism=False, strength=None):
+        calls.update(steps=steps, realism=realism, strength=strength)
+        return Image.new("RGB", (16, 8))
+
+    fake = types.ModuleType("diffcodec")
+    fake.__file__ = __file__
+    fake.compress, fake.decompress = (lambda img, quality: b"x"), decompress
+    monkeypatch.setitem(sys.modules, "diffcodec", fake)
+    assert expand_names("hevc,diffcodec-realism-s0.5") == ["hevc", "diffcodec-realism-s0.5"]
+    codec = get_codec("diffcodec-realism-s0.5")
+    assert codec.name == "diffcodec-realism-s0.5" and "0.5" in codec.label
+    codec.decode(b"x")
+    assert calls == {"steps": None, "realism": False, "strength": 0.5}
+    assert codec.version_extra() != get_codec("diffcodec-realism").version_extra()
+    for bad in ("diffcodec-realism-s2", "diffcodec-realism-s", "diffcodec-realism-s0.5x"):
+        with pytest.raises(ValueError):
+            expand_names(bad)

@@ -191,6 +191,11 @@ def test_realism_table_compares_at_matched_bpp():
     second = [c.strip() for c in rows[1].split("|")[1:-1]]
     assert second[3] == "–" and second[-1] == "–"  # 0.8 bpp is beyond both curves
     assert realism_table([hevc, fid]) == ""
+    # a strength variant gets a table of its own, titled by its label
+    half = CodecCurve("diffcodec-realism-s0.5", "diffcodec (realism, strength 0.5)", "",
+                      dict(real.results), {})
+    both = realism_table([hevc, fid, real, half])
+    assert both.count("at matched bpp") == 2 and "## diffcodec (realism, strength 0.5) at matched bpp" in both
 
 
 def test_cache_keeps_feature_arrays_under_their_tag(tmp_path):
@@ -205,3 +210,40 @@ def test_cache_keeps_feature_arrays_under_their_tag(tmp_path):
     assert cache.get_array("ab" * 32, "hevc", "q=30", "v2", fid.feature_tag(128)) is None
     ResultCache(None).put_array(*key, "t", feats)  # caching off: nothing written, nothing read
     assert ResultCache(None).get_array(*key, "t") is None
+
+
+def test_features_kept_while_decoding_spare_the_fid_pass_a_second_decode(dataset, tmp_path, monkeypatch):
+    """With --fid, a point decoded by the run leaves its patch features in the cache (below the
+    bpp limit only); the FID pass then reads them instead of decoding the file again."""
+    from benchmarks import fid_pass, runner
+    from benchmarks.cache import ResultCache
+    from benchmarks.codecs import get_codec
+    from benchmarks.dataset import list_images
+
+    class FakeInception:  # a cheap stand-in with InceptionFeatures' interface
+        def __call__(self, patches):
+            return patches.reshape(len(patches), -1)[:, :8].astype(np.float64)
+
+    monkeypatch.setattr(fid, "InceptionFeatures", FakeInception)
+    monkeypatch.setattr(fid, "check_allowed", lambda *a, **k: None)
+    monkeypatch.setattr(runner, "_INCEPTION", {})
+    images = list_images(dataset)
+    codec = get_codec("jpeg420")
+    spec = runner.RunSpec(settings={"jpeg420": [20, 95]}, metrics=[], codec_versions={"jpeg420": codec.version()},
+                          metric_versions={}, cache_root=str(tmp_path), fid_patch=64, fid_max_bpp=2.0)
+    outcome = runner.run(images, spec, progress=False)
+    cache, tag = ResultCache(tmp_path), fid.feature_tag(64)
+    for im in images:
+        low, high = (outcome.entries[("jpeg420", lbl, im.name)] for lbl in ("20", "95"))
+        assert low["bpp"] <= 2.0 < high["bpp"]
+        kept = cache.get_array(im.sha256, "jpeg420", "20", low["codec_version"], tag)
+        rec = codec.decode(codec.encode(im.load(), 20))  # JPEG: the same bytes again
+        assert np.array_equal(kept, FakeInception()(fid.extract_patches(np.asarray(rec), 64)))
+        assert cache.get_array(im.sha256, "jpeg420", "95", high["codec_version"], tag) is None
+
+    class NoDecode:
+        def decode(self, data):
+            raise AssertionError("decoded again")
+
+    out = fid_pass.compute(images, {"jpeg420": NoDecode()}, spec, outcome, progress=False, patch=64, max_bpp=2.0)
+    assert set(out["jpeg420"]) == {"20"}

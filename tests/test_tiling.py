@@ -50,3 +50,37 @@ def test_codec_tiles_without_seams(tiny_model):
 def test_codec_tile_must_be_multiple_of_64(tiny_model):
     with pytest.raises(ValueError):
         Codec(tiny_model, tile=100)
+
+
+def test_codec_with_residual_blocks_tiles_without_seams(tmp_path, monkeypatch):
+    """The halos grow with the residual blocks' receptive field: tiled = whole, and without the
+    extra halo the tiles would show (so the check can fail)."""
+    from diffcodec.coding import codec as codec_mod
+    from diffcodec.models.hyperprior import ModelConfig, VariableRateHyperprior
+    from diffcodec.zoo.weight_files import export, load_weights
+
+    torch.manual_seed(1)
+    net = VariableRateHyperprior(ModelConfig(n=16, m=24, levels=4, residual_blocks=2)).eval()
+    with torch.no_grad():  # trained blocks are not the identity: give them weights
+        for name, p in net.named_parameters():
+            if ".res." in name:
+                p.normal_(0, 0.15)
+    digest = export(net, tmp_path / "res.safetensors")
+    model = load_weights(tmp_path / "res.safetensors", digest, "res")
+    assert model.net.config.residual_blocks == 2
+    rng = np.random.default_rng(4)
+    rgb = np.kron(rng.integers(0, 256, (40, 60, 3), dtype=np.uint8), np.ones((5, 5, 1), dtype=np.uint8))[:190, :290]
+    x = to_tensor(rgb)
+
+    def differences() -> tuple[float, float]:
+        whole, tiled = Codec(model, tile=4096), Codec(model, tile=64)
+        a_whole, a_tiled = whole.analyse(x), tiled.analyse(x)
+        y_hat = whole.decode_latent(whole.code(a_whole, 70.0), 190, 290, 70.0)
+        img = [c.synthesize(y_hat, 70.0, 190, 290) for c in (whole, tiled)]
+        return (a_whole.y - a_tiled.y).abs().max().item(), (img[0] - img[1]).abs().max().item()
+
+    analysis, synthesis = differences()
+    assert analysis < 1e-5 and synthesis < 1e-5
+    monkeypatch.setattr(codec_mod, "HALO_PER_RESIDUAL_BLOCK", 0)
+    analysis, synthesis = differences()
+    assert analysis > 1e-3 and synthesis > 1e-3

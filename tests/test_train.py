@@ -297,3 +297,49 @@ def test_skip_non_finite_gives_up_after_its_limit():
     w.grad = torch.tensor([float("inf"), 1.0])
     with pytest.raises(SystemExit, match="3 non-finite gradients in a row at step 4"):
         guard.step(opt, [w], 1.0, step=4)
+
+
+def test_residual_blocks_grow_a_trained_network_without_changing_it(tmp_path):
+    """--residual-blocks on a model without them: same outputs before training, the new blocks
+    learn (their zero convolution gets a gradient), and the grown model round-trips its file."""
+    from diffcodec.models.hyperprior import ModelConfig, VariableRateHyperprior
+
+    torch.manual_seed(0)
+    old = VariableRateHyperprior(ModelConfig(n=16, m=24, levels=4, context_slices=2, context_width=8)).eval()
+    new = train.with_residual_blocks(old, 1).eval()
+    assert new.config.residual_blocks == 1 and train.with_residual_blocks(new, 1) is new
+    added = [k for k in new.state_dict() if k not in old.state_dict()]
+    assert added and all(".res." in k for k in added)
+    x, t = torch.rand(2, 3, 64, 64), torch.tensor([0.5, 2.5])
+    with torch.no_grad():
+        a, b = old(x, t), new(x, t)
+    assert torch.equal(a["x_hat"], b["x_hat"]) and torch.equal(a["likelihoods"]["y"], b["likelihoods"]["y"])
+    new.train()
+    train.rd_loss(new, x, t)["loss"].backward()
+    assert new.g_s.res["1"][0].conv2.weight.grad.abs().sum() > 0
+    assert new.g_a.res["5"][0].conv2.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError):
+        train.with_residual_blocks(new, 2)
+
+    data, weights = _data(tmp_path), tmp_path / "plain.safetensors"
+    from diffcodec.zoo.weight_files import export
+
+    export(old, weights)
+    run = tmp_path / "grown"
+    train.main(["--data", str(data), "--out", str(run), "--batch", "2", "--crop", "64", "--steps", "1",
+                "--init", str(weights), "--residual-blocks", "1", "--threads", "1"])
+    export_mod.main([str(run / "checkpoint.pt"), str(tmp_path / "grown.safetensors")])
+    grown = load_weights(tmp_path / "grown.safetensors", None).net
+    assert grown.config.residual_blocks == 1 and "g_s.res.3.0.conv1.weight" in grown.state_dict()
+
+
+def test_train_speed_times_both_precisions_and_a_grown_network(tmp_path):
+    from benchmarks import train_speed
+
+    out = tmp_path / "speed.json"
+    train_speed.main(["--data", str(_data(tmp_path)), "--batch", "1", "--crop", "64", "--steps", "1",
+                      "--warmup", "0", "--rounds", "1", "--threads", "1", "--residual-blocks", "1",
+                      "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert set(result["seconds_per_step"]) == {"fp32", "bf16", "bf16+1res"}
+    assert result["residual_blocks"] == 1 and result["grown_cost_vs_bf16"] > 0

@@ -38,6 +38,12 @@ def codec_names() -> list[str]:
     return list(_factories())
 
 
+def _known(name: str, known: dict[str, Callable[[], Codec]]) -> bool:
+    from benchmarks.codecs.diffcodec_adapter import STRENGTH_NAME
+
+    return name in known or STRENGTH_NAME.fullmatch(name) is not None
+
+
 def expand_names(spec: str | list[str] | None) -> list[str]:
     """Turn 'jpeg,hevc' (aliases allowed) into a de-duplicated list of codec names."""
     if spec is None:
@@ -49,16 +55,21 @@ def expand_names(spec: str | list[str] | None) -> list[str]:
         if not item:
             continue
         for name in ALIASES.get(item, [item]):
-            if name not in known:
-                raise ValueError(f"unknown codec {name!r}; known: {', '.join(known)} "
-                                 f"(aliases: {', '.join(ALIASES)})")
+            if not _known(name, known):
+                raise ValueError(f"unknown codec {name!r}; known: {', '.join(known)}, "
+                                 f"diffcodec-realism-s<strength> (aliases: {', '.join(ALIASES)})")
             if name not in out:
                 out.append(name)
     return out
 
 
 def get_codec(name: str) -> Codec:
-    """Instantiate a codec adapter by name."""
+    """Instantiate a codec adapter by name (``diffcodec-realism-s0.5``: the realism decoder at strength 0.5)."""
+    from benchmarks.codecs.diffcodec_adapter import STRENGTH_NAME, DiffCodec
+
+    match = STRENGTH_NAME.fullmatch(name)
+    if match:
+        return DiffCodec("realism", strength=float(match.group(1)))
     return _factories()[name]()
 
 

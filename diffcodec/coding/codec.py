@@ -86,6 +86,15 @@ Y_STRIDE = 16
 ANALYSIS_HALO = 64
 SYNTHESIS_HALO = 64
 DEFAULT_TILE = 1024
+#: what each residual block (ModelConfig.residual_blocks) adds to both halos, in image pixels:
+#: two 3x3 convolutions at 1/4 and two at 1/8 reach 2*4 + 2*8 = 24 px further, rounded up to 32
+HALO_PER_RESIDUAL_BLOCK = 32
+
+
+def halos(residual_blocks: int) -> tuple[int, int]:
+    """(analysis, synthesis) halos in image pixels for a network with that many residual blocks per scale."""
+    extra = HALO_PER_RESIDUAL_BLOCK * residual_blocks
+    return ANALYSIS_HALO + extra, SYNTHESIS_HALO + extra
 
 
 @contextlib.contextmanager
@@ -158,7 +167,8 @@ class Codec:
         """image: (1, 3, H, W) float in [0, 1]."""
         x = pad_to_multiple(image.to(self.device, torch.float32), self.net.downsampling)
         with thread_invariant(self.device):
-            y = apply_tiled(self.net.g_a, x, Fraction(1, Y_STRIDE), self.tile, ANALYSIS_HALO, align=Y_STRIDE)
+            halo = halos(self.net.config.residual_blocks)[0]
+            y = apply_tiled(self.net.g_a, x, Fraction(1, Y_STRIDE), self.tile, halo, align=Y_STRIDE)
         return Analysis(y=y, height=image.shape[-2], width=image.shape[-1])
 
     def round_latent(self, residual: Tensor) -> Tensor:
@@ -240,7 +250,8 @@ class Codec:
                 with torch.autocast(self.device.type, dtype=dtype):
                     return self.net.g_s(latent).float()
         with thread_invariant(self.device):
-            x = apply_tiled(g_s, y, Fraction(Y_STRIDE), self.tile // Y_STRIDE, SYNTHESIS_HALO // Y_STRIDE)
+            halo = halos(self.net.config.residual_blocks)[1]
+            x = apply_tiled(g_s, y, Fraction(Y_STRIDE), self.tile // Y_STRIDE, halo // Y_STRIDE)
         return x.float()[..., :height, :width].clamp(0, 1)
 
     def decode(self, stream: bytes, quality: float, height: int, width: int) -> Tensor:

@@ -83,6 +83,17 @@ def with_context_slices(model: VariableRateHyperprior, slices: int, width: int |
                     context_slices=slices, context_width=width)
 
 
+def with_residual_blocks(model: VariableRateHyperprior, blocks: int) -> VariableRateHyperprior:
+    """The same network with ``blocks`` residual blocks per scale in g_a and g_s; the new blocks
+    start as the identity (zero last convolution), so the grown network codes exactly as before."""
+    if blocks == model.config.residual_blocks:
+        return model
+    if model.config.residual_blocks:
+        raise ValueError("the model already has residual blocks of another number")
+    return _rebuilt(model, model.state_dict(), lambda missing: all(".res." in k for k in missing),
+                    residual_blocks=blocks)
+
+
 def with_levels_below(model: VariableRateHyperprior, extra: int) -> VariableRateHyperprior:
     """The same network with ``extra`` rate levels added below level 0, for lower bit rates.
 
@@ -172,6 +183,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--levels-below", type=int, default=0,
                    help="with --init: add this many rate levels below the lowest one (same lambda spacing, "
                         "gains extrapolated), so the model reaches lower bit rates")
+    p.add_argument("--residual-blocks", type=int, default=None,
+                   help="residual blocks per scale (1/4, 1/8) in g_a and g_s; with --init from a model "
+                        "without them, they start as the identity (the trained network is grown)")
     p.add_argument("--minutes", type=float, default=None,
                    help="stop (with a checkpoint) after this many minutes of training")
     args = p.parse_args(argv)
@@ -211,7 +225,7 @@ def main(argv: list[str] | None = None) -> None:
             model = model.to(device)
     else:
         config = ModelConfig(n=args.n, m=args.m, context_slices=args.context_slices or 1,
-                             context_width=args.context_width)
+                             context_width=args.context_width, residual_blocks=args.residual_blocks or 0)
         model = VariableRateHyperprior(config).to(device)
     if args.context_slices is not None and ck is None:
         model = with_context_slices(model, args.context_slices, args.context_width)
@@ -224,6 +238,11 @@ def main(argv: list[str] | None = None) -> None:
         model = with_levels_below(model, args.levels_below)
         config = model.config
         print(f"levels extended to {config.levels}, lambda_min {config.lambda_min:.6g}", flush=True)
+    if args.residual_blocks is not None and ck is None:
+        if init_ema is not None and args.residual_blocks != config.residual_blocks:
+            p.error("--residual-blocks grows a model given as a .safetensors file, not a snapshot")
+        model = with_residual_blocks(model, args.residual_blocks)
+        config = model.config
     torch.manual_seed(args.seed + step)  # a run initialised from a snapshot draws new levels
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
