@@ -331,6 +331,10 @@ def test_residual_blocks_grow_a_trained_network_without_changing_it(tmp_path):
     export_mod.main([str(run / "checkpoint.pt"), str(tmp_path / "grown.safetensors")])
     grown = load_weights(tmp_path / "grown.safetensors", None).net
     assert grown.config.residual_blocks == 1 and "g_s.res.3.0.conv1.weight" in grown.state_dict()
+    with pytest.raises(SystemExit):  # a grown model is not grown again to another count: a one-line error
+        train.main(["--data", str(data), "--out", str(tmp_path / "again"), "--batch", "2", "--crop", "64",
+                    "--steps", "1", "--init", str(tmp_path / "grown.safetensors"), "--residual-blocks", "2",
+                    "--threads", "1"])
 
 
 def test_train_speed_times_both_precisions_and_a_grown_network(tmp_path):

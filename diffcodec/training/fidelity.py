@@ -241,7 +241,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.residual_blocks is not None and ck is None:
         if init_ema is not None and args.residual_blocks != config.residual_blocks:
             p.error("--residual-blocks grows a model given as a .safetensors file, not a snapshot")
-        model = with_residual_blocks(model, args.residual_blocks)
+        try:
+            model = with_residual_blocks(model, args.residual_blocks)
+        except ValueError as exc:
+            p.error(f"--residual-blocks: {exc}")
         config = model.config
     torch.manual_seed(args.seed + step)  # a run initialised from a snapshot draws new levels
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
