@@ -129,11 +129,11 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         metric_versions={n: m.version() for n, m in metrics.items()},
         cache_root=None if args.no_cache else str(args.cache_dir), threads=args.threads)
     if args.fid and not args.no_cache:  # keep patch features while decoding (the FID pass reads them)
-        from benchmarks.metrics.fid import FIDRefused, check_allowed, count_patches
+        from benchmarks import fid_pass
+        from benchmarks.metrics.fid import FIDRefused
 
         try:
-            check_allowed(count_patches(((im.height, im.width) for im in images), args.fid_patch),
-                          len(images), args.fid_patch)
+            fid_pass.check_images(images, args.fid_patch)
             spec.fid_patch, spec.fid_max_bpp = args.fid_patch, args.fid_max_bpp
             spec.fid_codecs = args.fid_codecs.split(",") if args.fid_codecs else None
         except FIDRefused:

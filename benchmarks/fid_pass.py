@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -11,6 +11,35 @@ from benchmarks.codecs import Codec
 from benchmarks.codecs.base import format_setting
 from benchmarks.dataset import ImageEntry
 from benchmarks.metrics import fid
+
+
+class LazyInception:
+    """InceptionV3 loaded on first use, so a pass whose features are all cached never loads it."""
+
+    def __init__(self) -> None:
+        self._net: fid.InceptionFeatures | None = None
+
+    def __call__(self, patches: np.ndarray) -> np.ndarray:
+        if self._net is None:
+            self._net = fid.InceptionFeatures()
+        return self._net(patches)
+
+
+def check_images(images: Sequence[ImageEntry], patch: int) -> None:
+    """Raise ``fid.FIDRefused`` when the images give too few patches for a meaningful FID."""
+    fid.check_allowed(fid.count_patches(((im.height, im.width) for im in images), patch), len(images), patch)
+
+
+def cached_features(cache: ResultCache, inception: Callable[[np.ndarray], np.ndarray], image_sha256: str,
+                    codec_name: str, label: str, version: str, patch: int,
+                    pixels: Callable[[], np.ndarray]) -> np.ndarray:
+    """Patch features of one decoded image: from the cache, else computed from ``pixels()`` and kept."""
+    tag = fid.feature_tag(patch)
+    f = cache.get_array(image_sha256, codec_name, label, version, tag)
+    if f is None:
+        f = inception(fid.extract_patches(pixels(), patch))
+        cache.put_array(image_sha256, codec_name, label, version, tag, f)
+    return f
 
 
 def compute(images: Sequence[ImageEntry], codecs: dict[str, Codec], spec, outcome,
@@ -23,19 +52,12 @@ def compute(images: Sequence[ImageEntry], codecs: dict[str, Codec], spec, outcom
     """
     from tqdm import tqdm
 
-    n = fid.count_patches(((im.height, im.width) for im in images), patch)
-    fid.check_allowed(n, len(images), patch)
-    inception = fid.InceptionFeatures()
+    check_images(images, patch)
+    inception = LazyInception()
     cache = ResultCache(Path(spec.cache_root) if spec.cache_root else None)
-    tag = fid.feature_tag(patch)
 
     def features(im: ImageEntry, codec_name: str, label: str, version: str, decode) -> np.ndarray:
-        """Patch features of one decoded image, from the cache when a run has computed them."""
-        f = cache.get_array(im.sha256, codec_name, label, version, tag)
-        if f is None:
-            f = inception(fid.extract_patches(decode(), patch))
-            cache.put_array(im.sha256, codec_name, label, version, tag, f)
-        return f
+        return cached_features(cache, inception, im.sha256, codec_name, label, version, patch, decode)
 
     ref = np.concatenate([features(im, "original", "ref", "1", lambda im=im: im.load()) for im in images])
     out: dict[str, dict[str, dict[str, float]]] = {}

@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from benchmarks import fid_pass
 from benchmarks.cache import ResultCache
 from benchmarks.codecs import Codec, get_codec
 from benchmarks.codecs.base import format_setting
@@ -23,7 +24,7 @@ log = logging.getLogger("benchmarks")
 # process-wide singletons (one set per worker process)
 _CODECS: dict[str, Codec] = {}
 _METRICS: dict[str, Metric] = {}
-_INCEPTION: dict[str, Any] = {}
+_INCEPTION = fid_pass.LazyInception()
 
 
 def _codec(name: str) -> Codec:
@@ -153,15 +154,8 @@ def keep_fid_features(image: ImageEntry, entry: dict, rec: np.ndarray, spec: Run
         return
     if spec.fid_max_bpp is not None and entry["bpp"] > spec.fid_max_bpp:
         return
-    from benchmarks.metrics import fid
-
-    tag = fid.feature_tag(spec.fid_patch)
-    key = (image.sha256, entry["codec"], entry["setting"], entry["codec_version"])
-    if cache.get_array(*key, tag) is not None:
-        return
-    if "net" not in _INCEPTION:
-        _INCEPTION["net"] = fid.InceptionFeatures()
-    cache.put_array(*key, tag, _INCEPTION["net"](fid.extract_patches(rec, spec.fid_patch)))
+    fid_pass.cached_features(cache, _INCEPTION, image.sha256, entry["codec"], entry["setting"],
+                             entry["codec_version"], spec.fid_patch, lambda: rec)
 
 
 def process_job(job: Job, spec: RunSpec, on_point: Callable[[str], None] | None = None,

@@ -226,7 +226,7 @@ def test_features_kept_while_decoding_spare_the_fid_pass_a_second_decode(dataset
 
     monkeypatch.setattr(fid, "InceptionFeatures", FakeInception)
     monkeypatch.setattr(fid, "check_allowed", lambda *a, **k: None)
-    monkeypatch.setattr(runner, "_INCEPTION", {})
+    monkeypatch.setattr(runner, "_INCEPTION", fid_pass.LazyInception())
     images = list_images(dataset)
     codec = get_codec("jpeg420")
     spec = runner.RunSpec(settings={"jpeg420": [20, 95]}, metrics=[], codec_versions={"jpeg420": codec.version()},
@@ -247,3 +247,11 @@ def test_features_kept_while_decoding_spare_the_fid_pass_a_second_decode(dataset
 
     out = fid_pass.compute(images, {"jpeg420": NoDecode()}, spec, outcome, progress=False, patch=64, max_bpp=2.0)
     assert set(out["jpeg420"]) == {"20"}
+
+    class NoInception:
+        def __init__(self):
+            raise AssertionError("InceptionV3 loaded although every feature is cached")
+
+    monkeypatch.setattr(fid, "InceptionFeatures", NoInception)  # the originals' features are cached now too
+    again = fid_pass.compute(images, {"jpeg420": NoDecode()}, spec, outcome, progress=False, patch=64, max_bpp=2.0)
+    assert again == out

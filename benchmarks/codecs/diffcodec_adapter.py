@@ -72,7 +72,7 @@ class DiffCodec(Codec):
             raise ValueError(f"unknown diffcodec mode {mode!r}")
         if strength is not None and (mode != "realism" or not 0.0 < strength <= 1.0):
             raise ValueError(f"a strength (0, 1] needs realism mode, got {mode!r}, {strength!r}")
-        self.mode = mode
+        self.mode, self.strength = mode, strength
         self.decode_kwargs = dict(MODE_DECODE[mode]) if strength is None else {"strength": strength}
         self.name = "diffcodec" if mode is None else f"diffcodec-{mode}"
         self.label = "diffcodec" if mode is None else f"diffcodec ({mode})"
@@ -80,7 +80,7 @@ class DiffCodec(Codec):
             self.name += f"-s{strength:g}"
             self.label = f"diffcodec (realism, strength {strength:g})"
         # realism is for low rates (the issue measures it in 0.05-0.3 bpp): with the default
-        # model (4), quality 0-44 spans about 0.06-0.3 bpp on Kodak
+        # model, quality 0-44 spans about 0.05-0.3 bpp on Kodak
         self.default_settings = (0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100) if mode is None else (0, 11, 22, 33, 44)
 
     def check_available(self) -> None:
@@ -125,7 +125,7 @@ class DiffCodec(Codec):
     VERSIONED_METHODS = Codec.VERSIONED_METHODS + ("_kwargs", "_timed")
 
     def version_extra(self) -> str:
-        extra = "".join(f" {k}={v}" for k, v in self.decode_kwargs.items() if k == "strength")
+        extra = "" if self.strength is None else f" strength={self.strength}"
         return f"mode={self.mode}{extra} threads={TIMING_THREADS}"
 
     def _kwargs(self, setting: float) -> dict:

@@ -27,14 +27,14 @@ MODELS: dict[int, ModelEntry] = {
         filename="channel-context-cpu2.safetensors",
         sha256="5727d53425bc15ebde8d128e0b1904dbb63d2f10b2fcc11026c7470cc9da58aa",
     ),
-    6: ModelEntry(
-        model_id=6,
-        name="channel-context-cpu5",
-        filename="channel-context-cpu5.safetensors",
-        sha256="6b787ffc1ba8cec882f656b731fd8b0fc34fee2ec7fc0de29db8f6ab39b650d5",
+    7: ModelEntry(
+        model_id=7,
+        name="channel-context-res1-cpu6",
+        filename="channel-context-res1-cpu6.safetensors",
+        sha256="57d9115f02ab90ac820d5ff4fceecb0c20de12d46d1fea96e5cd40fc5f0c8a47",
     ),
 }
-DEFAULT_MODEL_ID = 6
+DEFAULT_MODEL_ID = 7
 
 #: Models whose weights no longer ship (the package keeps its weights under 50 MB): their files
 #: get a clear error naming the last release that decodes them.
@@ -43,6 +43,7 @@ RETIRED: dict[int, tuple[str, str]] = {
     3: ("channel-context-gpu1", "0.2.1"),
     4: ("channel-context-cpu3", "0.3.0"),
     5: ("channel-context-cpu4", "0.5.0"),
+    6: ("channel-context-cpu5", "0.6.0"),
 }
 
 
@@ -74,18 +75,21 @@ class DenoiserEntry:
 
 #: trained on model 5's reconstructions with the unrolled objective (docs/training.md), reading the
 #: decoded latent as well as the fidelity image; its level input is model 5's own level scale,
-#: which model 6 (model 5 trained further, same levels) shares; measured on model 6's files in
-#: benchmarks/results/kodak-model6
+#: which models 6 and 7 (model 5 trained further, 7 grown by residual blocks; same levels) share;
+#: measured on model 7's files in benchmarks/results/kodak-model7. Its strength is 0.5 since
+#: release 0.7.0: on Kodak at quality 10 (models 5 and 6) and 30 (model 6), 0.5 gave lower LPIPS,
+#: DISTS, FID and KID than 1, and higher PSNR (benchmarks/results/realism/strength.json,
+#: benchmarks/results/kodak-model6)
 REALISM_CC5 = DenoiserEntry(
     filename="realism-cc5-cpu2.safetensors",
     sha256="ad7c35e6051676df60e1cd5b0a42191ce525ac23b4a3acf36b17e8c806919f99",
     lambda_range=(0.0002173627528885617, 0.13),
     steps=2,
-    strength=1.0,
+    strength=0.5,
 )
 
 #: Realism decoders by codec model id; a model without one decodes in fidelity mode only.
-DENOISERS: dict[int, DenoiserEntry] = {6: REALISM_CC5}
+DENOISERS: dict[int, DenoiserEntry] = {7: REALISM_CC5}
 
 
 class RealismUnavailableError(ValueError):
