@@ -150,14 +150,13 @@ def main(argv: list[str] | None = None) -> None:
     else:
         work = batches(args.data, args.crop, args.batch, args.warmup + args.steps, levels, seed=0)
         grown = f"bf16+{args.residual_blocks}res"
-        times: dict[str, list[float]] = {prec: [] for prec in DTYPES}
+        arms = {prec: (prec, 0) for prec in DTYPES}  # timed arm -> (precision, residual blocks)
         if args.residual_blocks:
-            times[grown] = []
+            arms[grown] = ("bf16", args.residual_blocks)
+        times: dict[str, list[float]] = {name: [] for name in arms}
         for _ in range(args.rounds):
-            for prec in DTYPES:
-                times[prec] += time_precision(init, prec, work, args.warmup)
-            if args.residual_blocks:
-                times[grown] += time_precision(init, "bf16", work, args.warmup, args.residual_blocks)
+            for name, (prec, blocks) in arms.items():
+                times[name] += time_precision(init, prec, work, args.warmup, blocks)
         medians = {prec: statistics.median(v) for prec, v in times.items()}
         result |= {"seconds_per_step": times, "median_seconds_per_step": medians,
                    "speedup_bf16": medians["fp32"] / medians["bf16"]}
