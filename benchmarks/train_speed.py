@@ -2,6 +2,11 @@
 
     python -m benchmarks.train_speed --out benchmarks/results/train_speed/speed.json
     python -m benchmarks.train_speed --equal-steps 300 --out benchmarks/results/train_speed/equal.json
+    python -m benchmarks.train_speed --model realism --crop 128 --out benchmarks/results/train_speed/realism.json
+
+``--model realism`` times the realism decoder's training step instead (the default model's
+denoiser on the frozen default codec, ``--objective unrolled`` with the shipped decoder's loss:
+unrolled DDIM steps, LPIPS, DISTS, projected discriminator and both optimizer steps).
 
 Speed: one full training step (forward, backward, gradient clipping, Adam) of the shipped
 default model on the same batches, timed alone, in ``--rounds`` alternating rounds per
@@ -13,6 +18,7 @@ Run nothing else CPU-heavy beside it: two OpenMP jobs at once slow each other ab
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -24,12 +30,17 @@ from pathlib import Path
 import torch
 
 from diffcodec.coding.codec import Codec
+from diffcodec.models.denoiser import ResidualDenoiser
+from diffcodec.models.discriminator import ProjectedHeads
 from diffcodec.models.hyperprior import VariableRateHyperprior
+from diffcodec.perceptual.backbones import AlexNetFeatures
 from diffcodec.training.data import CropSampler, list_images, load_corpus
 from diffcodec.training.evaluate import evaluate
 from diffcodec.training.fidelity import load_learned, rd_loss, with_residual_blocks
-from diffcodec.zoo.registry import DEFAULT_MODEL_ID, MODELS, WEIGHTS_DIR
-from diffcodec.zoo.weight_files import export, load_weights
+from diffcodec.training.loop import SkipNonFinite
+from diffcodec.training.realism import UnrolledObjective, optimisation_step, perceptual_networks, unrolled_loss
+from diffcodec.zoo.registry import DEFAULT_MODEL_ID, DENOISERS, MODELS, WEIGHTS_DIR, load_model
+from diffcodec.zoo.weight_files import export, load_denoiser, load_weights
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
@@ -96,6 +107,35 @@ def time_precision(init: Path, precision: str, work: list, warmup: int, residual
     return times
 
 
+#: the loss of the shipped realism decoder's sittings (its model card): what --model realism times
+REALISM_OBJECTIVE = UnrolledObjective(unroll=(1, 2), pixel_mse_weight=50.0, dists_weight=1.0, adv_weight=0.2)
+
+
+def time_realism(precision: str, work: list, warmup: int) -> list[float]:
+    """Seconds per realism training step for each batch after ``warmup`` untimed ones; the
+    random draws of step ``i`` (levels, strengths, noise, unrolled steps) are the same in every
+    precision."""
+    dtype = DTYPES[precision]
+    codec_net = copy.deepcopy(load_model(DEFAULT_MODEL_ID).net).float().eval().requires_grad_(False)
+    shipped = load_denoiser(WEIGHTS_DIR / DENOISERS[DEFAULT_MODEL_ID].filename, None).net
+    net = ResidualDenoiser(shipped.config)
+    net.load_state_dict(shipped.state_dict())
+    net = net.to(memory_format=torch.channels_last if dtype != torch.float32 else torch.contiguous_format).train()
+    heads = ProjectedHeads(AlexNetFeatures.channels)
+    optimizers = {"opt": torch.optim.AdamW(net.parameters(), lr=1e-5, weight_decay=0.0),
+                  "d_opt": torch.optim.Adam(heads.parameters(), lr=2e-4, betas=(0.5, 0.999))}
+    lpips, dists = perceptual_networks(True, True, dtype)
+    guard, times = SkipNonFinite(), []
+    for i, (x, _) in enumerate(work):
+        start = time.perf_counter()
+        torch.manual_seed(i)
+        stats = unrolled_loss(net, codec_net, x, REALISM_OBJECTIVE, lpips, dists, heads, dtype)
+        optimisation_step(stats, net, heads, optimizers, guard, i)["loss"].item()
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return times
+
+
 def equal_run(init: Path, precision: str, work: list, images: list[Path], qualities: list[float]) -> dict:
     """Train on ``work`` in ``precision``, then code ``images`` for real: the RD points and the losses."""
     model, opt = fresh_model(init, precision)
@@ -127,15 +167,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--qualities", type=float, nargs="+", default=[0, 25, 50, 75, 100])
     p.add_argument("--residual-blocks", type=int, default=0,
                    help="also time the network grown by this many residual blocks per scale (bf16 only)")
+    p.add_argument("--model", choices=("fidelity", "realism"), default="fidelity",
+                   help="whose training step to time (realism: timing only, no --equal-steps)")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     init = args.init or Path(os.path.relpath(WEIGHTS_DIR / MODELS[DEFAULT_MODEL_ID].filename))
     levels = load_weights(init, None).net.config.levels
+    if args.model == "realism" and (args.equal_steps or args.residual_blocks or args.init):
+        p.error("--model realism times the shipped realism decoder only (no --equal-steps, --residual-blocks, --init)")
     result: dict = {"command": "python -m benchmarks.train_speed " + " ".join(argv or __import__("sys").argv[1:]),
-                    "init": str(init), "batch": args.batch, "crop": args.crop, "threads": args.threads,
+                    "model": args.model, "init": str(init), "batch": args.batch, "crop": args.crop, "threads": args.threads,
                     "torch": torch.__version__, **cpu_description(),
                     "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    if args.model == "realism":
+        result["denoiser"] = DENOISERS[DEFAULT_MODEL_ID].filename
     if args.equal_steps:
         from benchmarks.bdrate import bd_rate
 
@@ -156,7 +202,8 @@ def main(argv: list[str] | None = None) -> None:
         times: dict[str, list[float]] = {name: [] for name in arms}
         for _ in range(args.rounds):
             for name, (prec, blocks) in arms.items():
-                times[name] += time_precision(init, prec, work, args.warmup, blocks)
+                times[name] += (time_realism(prec, work, args.warmup) if args.model == "realism"
+                                else time_precision(init, prec, work, args.warmup, blocks))
         medians = {prec: statistics.median(v) for prec, v in times.items()}
         result |= {"seconds_per_step": times, "median_seconds_per_step": medians,
                    "speedup_bf16": medians["fp32"] / medians["bf16"]}

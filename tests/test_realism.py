@@ -408,6 +408,49 @@ def test_unrolled_loss_weights_the_perceptual_terms_by_strength():
     assert torch.allclose(full["loss"], 100.0 * full["mse"] + full["lpips"], rtol=1e-4)
 
 
+def test_bf16_unrolled_loss_trains_fp32_master_weights():
+    """--precision bf16: the denoiser computes in bf16 through its fp32 masters and the frozen
+    LPIPS and DISTS are bf16 copies; the loss is close to fp32's and the gradients stay fp32."""
+    pytest.importorskip("benchmarks.metrics.dists")
+    from diffcodec.models.hyperprior import ModelConfig, VariableRateHyperprior
+
+    codec = VariableRateHyperprior(ModelConfig(n=16, m=24, levels=4)).eval().requires_grad_(False)
+    net = _random_net(DenoiserConfig(width=8, mults=(1, 2), blocks=1, levels=4, prediction="r0"), 5).train()
+    net.requires_grad_(True)
+    x = torch.rand(2, 3, 64, 64)
+    objective = train_denoiser.UnrolledObjective(unroll=(2,), dists_weight=1.0, dists_crop=64)
+
+    def loss(dtype):
+        lpips, dists = train_denoiser.perceptual_networks(True, True, dtype)
+        torch.manual_seed(3)
+        return train_denoiser.unrolled_loss(net, codec, x, objective, lpips, dists, dtype=dtype)
+
+    fp32, bf16 = loss(torch.float32), loss(torch.bfloat16)
+    for key in ("loss", "lpips", "dists"):
+        assert bf16[key].dtype == torch.float32
+        assert abs(bf16[key].item() - fp32[key].item()) < 0.03 * abs(fp32[key].item()), key
+    bf16["loss"].backward()
+    for name, p in net.named_parameters():
+        if name == "null_condition":  # the unconditional input: unused with a fidelity image
+            continue
+        assert p.dtype == torch.float32 and p.grad is not None and p.grad.dtype == torch.float32, name
+        assert torch.isfinite(p.grad).all(), name
+
+
+def test_channel_norm_normalises_each_pixel_over_its_channels():
+    from diffcodec.models.denoiser import ChannelNorm
+
+    norm = ChannelNorm(6)
+    with torch.no_grad():
+        norm.weight.normal_(generator=torch.Generator().manual_seed(1))
+        norm.bias.normal_(generator=torch.Generator().manual_seed(2))
+    x = torch.randn(2, 6, 5, 7, generator=torch.Generator().manual_seed(3)) * 3 + 1
+    mean, var = x.mean(dim=1, keepdim=True), x.var(dim=1, unbiased=False, keepdim=True)
+    expected = (x - mean) / torch.sqrt(var + norm.eps) * norm.weight + norm.bias
+    for layout in (torch.contiguous_format, torch.channels_last):
+        assert torch.allclose(norm(x.contiguous(memory_format=layout)), expected, atol=1e-5)
+
+
 def test_diff_augment_moves_real_and_decoded_crops_alike():
     from diffcodec.models.discriminator import (
         ProjectedHeads,
@@ -522,6 +565,8 @@ def test_decompress_hands_the_synthesis_input_to_a_latent_reading_decoder(tmp_pa
     m = registry.load_model(diffcodec.read_header(data).header.model_id).net.config.m
     config = DenoiserConfig(width=8, mults=(1, 2, 2), blocks=1, levels=8, prediction="r0", latent_channels=m)
     net = _random_net(config, 7)
+    with torch.no_grad():  # at _random_net's scale the latent moves the output by ~1e-5: no pixel
+        net.latent_in.weight.normal_(0, 1.0, generator=torch.Generator().manual_seed(8))
     blind = ResidualDenoiser(DenoiserConfig(**{**config.to_dict(), "mults": (1, 2, 2), "latent_channels": 0}))
     blind.load_state_dict(net.state_dict(), strict=False)
     decode = lambda n: np.asarray(diffcodec.decompress(  # noqa: E731

@@ -347,3 +347,17 @@ def test_train_speed_times_both_precisions_and_a_grown_network(tmp_path):
     result = json.loads(out.read_text())
     assert set(result["seconds_per_step"]) == {"fp32", "bf16", "bf16+1res"}
     assert result["residual_blocks"] == 1 and result["grown_cost_vs_bf16"] > 0
+
+
+def test_train_speed_times_the_realism_decoders_step(tmp_path):
+    pytest.importorskip("benchmarks.metrics.dists")
+    from benchmarks import train_speed
+
+    out = tmp_path / "speed.json"
+    common = ["--data", str(_data(tmp_path)), "--batch", "1", "--crop", "64", "--threads", "1", "--out", str(out)]
+    train_speed.main([*common, "--model", "realism", "--steps", "1", "--warmup", "1", "--rounds", "1"])
+    result = json.loads(out.read_text())
+    assert result["model"] == "realism" and result["denoiser"].endswith(".safetensors")
+    assert set(result["seconds_per_step"]) == {"fp32", "bf16"} and result["speedup_bf16"] > 0
+    with pytest.raises(SystemExit):  # no equal-steps check for the realism decoder
+        train_speed.main([*common, "--model", "realism", "--equal-steps", "2"])

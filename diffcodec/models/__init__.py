@@ -4,4 +4,5 @@
   context and gain vectors of the codec (the fidelity decoder is its synthesis transform).
 - :mod:`~diffcodec.models.denoiser`: the realism decoder's U-Net.
 - :mod:`~diffcodec.models.discriminator`: projected discriminator heads (training only).
+- :mod:`~diffcodec.models.precision`: running a network in bf16 on fp32 master weights (training).
 """

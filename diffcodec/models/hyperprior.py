@@ -22,6 +22,8 @@ with warnings.catch_warnings():  # compressai 1.2.8 scripts a function at import
     from compressai.entropy_models import EntropyBottleneck, GaussianConditional
     from compressai.layers import GDN
 
+from diffcodec.models.precision import call_in_dtype
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -245,16 +247,8 @@ class VariableRateHyperprior(nn.Module):
 
     # ---- training forward ---------------------------------------------------------------
     def _transform(self, net: nn.Module, x: Tensor) -> Tensor:
-        """``net(x)`` computed in ``transform_dtype``, returned in fp32.
-
-        In bf16 the fp32 parameters are cast on the fly (``functional_call``), so gradients flow
-        back to the fp32 masters through the casts and the optimizer never sees bf16 weights.
-        """
-        dtype = self.transform_dtype
-        if dtype == torch.float32:
-            return net(x)
-        cast = {k: v.to(dtype) for k, v in (*net.named_parameters(), *net.named_buffers())}
-        return torch.func.functional_call(net, cast, (x.to(dtype),)).float()
+        """``net(x)`` computed in ``transform_dtype`` (fp32 master weights), returned in fp32."""
+        return call_in_dtype(net, self.transform_dtype, x.to(self.transform_dtype))
 
     def forward(self, x: Tensor, t: Tensor, synthesize: bool = True) -> dict:
         """Training/evaluation pass with noise (rate) and straight-through rounding (distortion).

@@ -40,12 +40,14 @@ class AlexNetFeatures(nn.Module):
         self.pool = nn.MaxPool2d(3, stride=2)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Computed in the weights' dtype (a frozen copy in bf16 is a fast training loss); features in fp32."""
+        x = x.to(self.conv[0].weight.dtype)
         outs = []
         for i, conv in enumerate(self.conv):
             if i in (1, 2):
                 x = self.pool(x)
             x = torch.relu(conv(x))
-            outs.append(x)
+            outs.append(x.float())
         return outs
 
     @classmethod
@@ -80,6 +82,8 @@ class VGG16Features(nn.Module):
         self.pools = nn.ModuleList(pools)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Computed in the weights' dtype (a frozen copy in bf16 is a fast training loss); features in fp32."""
+        x = x.to(self.convs[0].weight.dtype)
         outs = []
         ci = 0
         for stage, n in enumerate((2, 2, 3, 3, 3)):
@@ -88,7 +92,7 @@ class VGG16Features(nn.Module):
             for _ in range(n):
                 x = torch.relu(self.convs[ci](x))
                 ci += 1
-            outs.append(x)
+            outs.append(x.float())
         return outs
 
     def load_pretrained(self) -> "VGG16Features":
@@ -110,5 +114,7 @@ class L2Pool(nn.Module):
         self.channels = channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = nn.functional.conv2d(x * x, self.filt, stride=2, padding=1, groups=self.channels)
-        return (out + 1e-12).sqrt()
+        """In fp32 whatever ``x``'s dtype (a depthwise convolution is slower in bf16 on the CPU),
+        returned in ``x``'s dtype."""
+        out = nn.functional.conv2d(x.float().square(), self.filt.float(), stride=2, padding=1, groups=self.channels)
+        return (out + 1e-12).sqrt().to(x.dtype)

@@ -47,7 +47,7 @@ class LPIPSNet(nn.Module):
     def distance(self, fa: list[torch.Tensor], fb: list[torch.Tensor]) -> torch.Tensor:
         total = 0.0
         for w, a, b in zip(self.lin, fa, fb):
-            total = total + nn.functional.conv2d((a - b) ** 2, w).mean(dim=(2, 3))
+            total = total + nn.functional.conv2d((a - b) ** 2, w.to(a.dtype)).mean(dim=(2, 3))
         return total.flatten()
 
     def forward(self, x01: torch.Tensor, y01: torch.Tensor) -> torch.Tensor:

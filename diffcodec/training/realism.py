@@ -43,6 +43,7 @@ from diffcodec.models.discriminator import (
     discriminator_loss,
     generator_loss,
 )
+from diffcodec.models.precision import call_in_dtype
 from diffcodec.realism.schedule import add_noise, alpha_sigma, ddim, interpret, time_grid, v_target
 from diffcodec.training.data import CropSampler, load_corpus
 from diffcodec.training.loop import (
@@ -163,42 +164,74 @@ def unrolled_loss(net: ResidualDenoiser, codec_net, x: torch.Tensor, objective: 
     times = time_grid(strength, k)
     _, s_start = alpha_sigma(strength)
     r = s_start * torch.randn_like(x)
-    autocast = dtype != torch.float32
 
     def predict(r_t: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        with torch.autocast(dev.type, dtype=dtype, enabled=autocast):
-            out = net(r_t, x_f, t, level, latent).float()
+        out = call_in_dtype(net, dtype, r_t, x_f, t, level, latent)
         return interpret(net.config.prediction, r_t, out, t)
 
     x_hat = (x_f + net.config.residual_scale * ddim(predict, r, times)).clamp(0, 1)
     mse = ((x_hat - x) ** 2).mean(dim=(1, 2, 3))
-    with torch.autocast(dev.type, dtype=dtype, enabled=autocast):
-        with torch.no_grad():
-            real_features = lpips.embed(x)
-        perceptual_terms = lpips.distance(lpips.embed(x_hat), real_features).float()
+    with torch.no_grad():
+        real_features = lpips.embed(x)
+    perceptual_terms = lpips.distance(lpips.embed(x_hat), real_features)
     out = {"mse": mse.mean().detach(), "lpips": perceptual_terms.detach()[:max(n_full, 1)].mean()}
     perceptual = objective.lpips_weight * perceptual_terms
     if dists is not None and objective.dists_weight > 0:
         n = n_full or b
         xc, hc = _centre(x[:n], objective.dists_crop), _centre(x_hat[:n], objective.dists_crop)
-        with torch.autocast(dev.type, dtype=dtype, enabled=autocast):
-            with torch.no_grad():
-                ref = dists.features(xc)
-            texture = dists.distance(dists.features(hc), ref).float()
+        with torch.no_grad():
+            ref = dists.features(xc)
+        texture = dists.distance(dists.features(hc), ref)
         perceptual = perceptual + objective.dists_weight * torch.cat([texture, texture.new_zeros(b - n)])
         out["dists"] = texture.detach().mean()
     if heads is not None:
         real_aug, fake_aug = diff_augment(x, x_hat)
-        with torch.autocast(dev.type, dtype=dtype, enabled=autocast):
-            with torch.no_grad():
-                d_real = [f.float() for f in lpips.embed(real_aug)]
-            d_fake = [f.float() for f in lpips.embed(fake_aug)]
+        with torch.no_grad():
+            d_real = lpips.embed(real_aug)
+        d_fake = lpips.embed(fake_aug)
         adversarial = generator_loss(heads(d_fake))
         perceptual = perceptual + objective.adv_weight * adversarial
         out.update(adv=adversarial.detach().mean(), d_real=d_real, d_fake=[f.detach() for f in d_fake])
     out["loss"] = (objective.pixel_mse_weight * mse + strength * perceptual).mean()
     out["psnr"] = -10 * torch.log10(((x_hat[:max(n_full, 1)] - x[:max(n_full, 1)]) ** 2).mean().detach())
     return out
+
+
+def perceptual_networks(lpips: bool, dists: bool, dtype: torch.dtype = torch.float32,
+                        device: torch.device | str = "cpu") -> tuple:
+    """The frozen LPIPS-Alex and DISTS networks (``None`` where not wanted), in ``dtype``.
+
+    They compute in their weights' dtype (:mod:`diffcodec.perceptual.backbones`), so bf16 copies
+    in channels-last make the losses several times cheaper on a CPU with bf16 units; their
+    features and distances stay fp32.
+    """
+    from diffcodec.perceptual.dists import DISTSNet  # offline weights (benchmarks/requirements-metrics.txt)
+    from diffcodec.perceptual.lpips import LPIPSNet
+
+    fmt = torch.channels_last if dtype != torch.float32 else torch.contiguous_format
+
+    def frozen(net: torch.nn.Module) -> torch.nn.Module:
+        return net.to(device=device, dtype=dtype, memory_format=fmt).eval().requires_grad_(False)
+
+    return (frozen(LPIPSNet("alex")) if lpips else None), (frozen(DISTSNet()) if dists else None)
+
+
+def optimisation_step(stats: dict, net: ResidualDenoiser, heads: ProjectedHeads | None, optimizers: dict,
+                      guard: SkipNonFinite, step: int) -> dict:
+    """The denoiser's clipped step on ``stats["loss"]``, then the discriminator heads' own step
+    on the features the loss left in ``stats``; returns the loggable stats."""
+    d_real, d_fake = stats.pop("d_real", None), stats.pop("d_fake", None)
+    opt = optimizers["opt"]
+    opt.zero_grad(set_to_none=True)
+    stats["loss"].backward()
+    guard.step(opt, net.parameters(), 1.0, step)
+    if heads is not None:
+        d_loss = discriminator_loss(heads(d_real), heads(d_fake))
+        optimizers["d_opt"].zero_grad(set_to_none=True)
+        d_loss.backward()
+        optimizers["d_opt"].step()
+        stats["d_loss"] = d_loss.detach()
+    return stats
 
 
 def _load_adding(net: ResidualDenoiser, state: dict, added: set[str]) -> None:
@@ -250,7 +283,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="unrolled: the adversarial term counts from this step (the heads train from the start)")
     p.add_argument("--d-lr", type=float, default=2e-4, help="discriminator heads' learning rate")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                   help="unrolled: denoiser and perceptual networks under bf16 autocast (weights stay fp32)")
+                   help="the frozen perceptual networks are bf16 copies and (unrolled) the denoiser computes in "
+                        "bf16 on fp32 master weights (optimizer, EMA and loss stay fp32); pays on CPUs with bf16 units")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
     p.add_argument("--ckpt-every", type=int, default=200)
@@ -300,6 +334,8 @@ def main(argv: list[str] | None = None) -> None:
     if (config.prediction == "r0") != (args.objective == "unrolled"):
         p.error(f"a {config.prediction}-prediction network cannot train with --objective {args.objective}")
     net = ResidualDenoiser(config).to(device)
+    if args.precision == "bf16":  # fp32 masters in the layout the bf16 convolutions run fastest in
+        net = net.to(memory_format=torch.channels_last)
     if init_ema is not None:
         _load_adding(net, state, added)
     ema = copy.deepcopy(net).eval()
@@ -325,20 +361,8 @@ def main(argv: list[str] | None = None) -> None:
                                   args.adv_weight)
     dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
 
-    lpips = None
-    if args.lpips_weight > 0 or args.objective == "unrolled":
-        from diffcodec.perceptual.lpips import (
-            LPIPSNet,  # offline AlexNet weights (benchmarks/requirements-metrics.txt)
-        )
-
-        lpips = LPIPSNet("alex").to(device).eval().requires_grad_(False)
-    dists = None
-    if args.dists_weight > 0:
-        from diffcodec.perceptual.dists import (
-            DISTSNet,  # offline VGG16 + alpha/beta (benchmarks/requirements-metrics.txt)
-        )
-
-        dists = DISTSNet().to(device).eval().requires_grad_(False)
+    lpips, dists = perceptual_networks(args.lpips_weight > 0 or args.objective == "unrolled",
+                                       args.dists_weight > 0, dtype, device)
 
     log = RunLog(args.out / "log.jsonl")
     t0 = time.time()
@@ -358,16 +382,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             stats = denoiser_loss(net, codec_net, x, args.p_uncond, lpips, args.lpips_weight,
                                   args.t_one_fraction, args.mse_weight, lambda_range, dists, args.dists_weight)
-        d_real, d_fake = stats.pop("d_real", None), stats.pop("d_fake", None)
-        opt.zero_grad(set_to_none=True)
-        stats["loss"].backward()
-        guard.step(opt, net.parameters(), 1.0, step)
-        if heads is not None:
-            d_loss = discriminator_loss(heads(d_real), heads(d_fake))
-            optimizers["d_opt"].zero_grad(set_to_none=True)
-            d_loss.backward()
-            optimizers["d_opt"].step()
-            stats["d_loss"] = d_loss.detach()
+        stats = optimisation_step(stats, net, heads, optimizers, guard, step)
         update_ema(ema, net, args.ema, copy_buffers=False)
         step += 1
         values = dict(zip(stats, torch.stack([v.detach() for v in stats.values()]).tolist()))  # one sync

@@ -27,14 +27,14 @@ MODELS: dict[int, ModelEntry] = {
         filename="channel-context-cpu2.safetensors",
         sha256="5727d53425bc15ebde8d128e0b1904dbb63d2f10b2fcc11026c7470cc9da58aa",
     ),
-    7: ModelEntry(
-        model_id=7,
-        name="channel-context-res1-cpu6",
-        filename="channel-context-res1-cpu6.safetensors",
-        sha256="57d9115f02ab90ac820d5ff4fceecb0c20de12d46d1fea96e5cd40fc5f0c8a47",
+    8: ModelEntry(
+        model_id=8,
+        name="channel-context-res1-cpu7",
+        filename="channel-context-res1-cpu7.safetensors",
+        sha256="cab3646281975b92dbba8ba8a78c3ac572b2eb56b92cd677aa3ecb1da1c308f1",
     ),
 }
-DEFAULT_MODEL_ID = 7
+DEFAULT_MODEL_ID = 8
 
 #: Models whose weights no longer ship (the package keeps its weights under 50 MB): their files
 #: get a clear error naming the last release that decodes them.
@@ -44,6 +44,7 @@ RETIRED: dict[int, tuple[str, str]] = {
     4: ("channel-context-cpu3", "0.3.0"),
     5: ("channel-context-cpu4", "0.5.0"),
     6: ("channel-context-cpu5", "0.6.0"),
+    7: ("channel-context-res1-cpu6", "0.7.0"),
 }
 
 
@@ -73,23 +74,22 @@ class DenoiserEntry:
     strength: float = 1.0
 
 
-#: trained on model 5's reconstructions with the unrolled objective (docs/training.md), reading the
-#: decoded latent as well as the fidelity image; its level input is model 5's own level scale,
-#: which models 6 and 7 (model 5 trained further, 7 grown by residual blocks; same levels) share;
-#: measured on model 7's files in benchmarks/results/kodak-model7. Its strength is 0.5 since
-#: release 0.7.0: on Kodak at quality 10 (models 5 and 6) and 30 (model 6), 0.5 gave lower LPIPS,
-#: DISTS, FID and KID than 1, and higher PSNR (benchmarks/results/realism/strength.json,
-#: benchmarks/results/kodak-model6)
-REALISM_CC5 = DenoiserEntry(
-    filename="realism-cc5-cpu2.safetensors",
-    sha256="ad7c35e6051676df60e1cd5b0a42191ce525ac23b4a3acf36b17e8c806919f99",
+#: realism-cc5-cpu2 (trained on model 5's reconstructions with the unrolled objective,
+#: docs/training.md, reading the decoded latent as well as the fidelity image) trained further on
+#: model 8's; its level input is model 5's level scale, which models 6-8 share. Strength 0.5
+#: since release 0.7.0: on Kodak at quality 10 (models 5 and 6) and 30 (model 6), 0.5 gave lower
+#: LPIPS, DISTS, FID and KID than 1, and higher PSNR (benchmarks/results/kodak-model6); measured
+#: on model 8's files in benchmarks/results/kodak-model8
+REALISM_CC8 = DenoiserEntry(
+    filename="realism-cc8-cpu3.safetensors",
+    sha256="fc5880795d87d238b5058e9fd527d11ed90bf2a31fa249f97f4196178f9ffbf9",
     lambda_range=(0.0002173627528885617, 0.13),
     steps=2,
     strength=0.5,
 )
 
 #: Realism decoders by codec model id; a model without one decodes in fidelity mode only.
-DENOISERS: dict[int, DenoiserEntry] = {7: REALISM_CC5}
+DENOISERS: dict[int, DenoiserEntry] = {8: REALISM_CC8}
 
 
 class RealismUnavailableError(ValueError):
