@@ -32,6 +32,7 @@ import torch
 from diffcodec.coding.codec import Codec
 from diffcodec.models.denoiser import ResidualDenoiser
 from diffcodec.models.discriminator import ProjectedHeads
+from diffcodec.models.precision import memory_format_for
 from diffcodec.models.hyperprior import VariableRateHyperprior
 from diffcodec.perceptual.backbones import AlexNetFeatures
 from diffcodec.training.data import CropSampler, list_images, load_corpus
@@ -120,7 +121,7 @@ def time_realism(precision: str, work: list, warmup: int) -> list[float]:
     shipped = load_denoiser(WEIGHTS_DIR / DENOISERS[DEFAULT_MODEL_ID].filename, None).net
     net = ResidualDenoiser(shipped.config)
     net.load_state_dict(shipped.state_dict())
-    net = net.to(memory_format=torch.channels_last if dtype != torch.float32 else torch.contiguous_format).train()
+    net = net.to(memory_format=memory_format_for(dtype)).train()
     heads = ProjectedHeads(AlexNetFeatures.channels)
     optimizers = {"opt": torch.optim.AdamW(net.parameters(), lr=1e-5, weight_decay=0.0),
                   "d_opt": torch.optim.Adam(heads.parameters(), lr=2e-4, betas=(0.5, 0.999))}

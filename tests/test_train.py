@@ -318,8 +318,23 @@ def test_residual_blocks_grow_a_trained_network_without_changing_it(tmp_path):
     train.rd_loss(new, x, t)["loss"].backward()
     assert new.g_s.res["1"][0].conv2.weight.grad.abs().sum() > 0
     assert new.g_a.res["5"][0].conv2.weight.grad.abs().sum() > 0
-    with pytest.raises(ValueError):
-        train.with_residual_blocks(new, 2)
+
+    # growing again adds blocks after the trained ones (which no longer start at zero) and
+    # keeps the outputs; removing blocks is refused
+    with torch.no_grad():
+        for block in [new.g_a.res["3"][0], new.g_s.res["3"][0]]:
+            block.conv2.weight.normal_(0, 0.05)
+    new.eval()
+    deeper = train.with_residual_blocks(new, 2).eval()
+    assert len(deeper.g_a.res["3"]) == 2 and len(deeper.g_s.res["1"]) == 2
+    assert {k for k in deeper.state_dict() if k not in new.state_dict()} == {
+        k for k in deeper.state_dict() if ".res." in k and ".1.conv" in k}
+    with torch.no_grad():
+        c, d = new(x, t), deeper(x, t)
+    assert not torch.equal(c["x_hat"], a["x_hat"])  # the perturbed block is in use
+    assert torch.equal(c["x_hat"], d["x_hat"]) and torch.equal(c["likelihoods"]["y"], d["likelihoods"]["y"])
+    with pytest.raises(ValueError, match="cannot remove"):
+        train.with_residual_blocks(deeper, 1)
 
     data, weights = _data(tmp_path), tmp_path / "plain.safetensors"
     from diffcodec.zoo.weight_files import export
@@ -331,10 +346,13 @@ def test_residual_blocks_grow_a_trained_network_without_changing_it(tmp_path):
     export_mod.main([str(run / "checkpoint.pt"), str(tmp_path / "grown.safetensors")])
     grown = load_weights(tmp_path / "grown.safetensors", None).net
     assert grown.config.residual_blocks == 1 and "g_s.res.3.0.conv1.weight" in grown.state_dict()
-    with pytest.raises(SystemExit):  # a grown model is not grown again to another count: a one-line error
-        train.main(["--data", str(data), "--out", str(tmp_path / "again"), "--batch", "2", "--crop", "64",
-                    "--steps", "1", "--init", str(tmp_path / "grown.safetensors"), "--residual-blocks", "2",
-                    "--threads", "1"])
+    again = ["--data", str(data), "--batch", "2", "--crop", "64", "--steps", "1",
+             "--init", str(tmp_path / "grown.safetensors"), "--threads", "1"]
+    train.main(again + ["--out", str(tmp_path / "again"), "--residual-blocks", "2"])  # grown once more
+    export_mod.main([str(tmp_path / "again" / "checkpoint.pt"), str(tmp_path / "again.safetensors")])
+    assert "g_s.res.3.1.conv2.weight" in load_weights(tmp_path / "again.safetensors", None).net.state_dict()
+    with pytest.raises(SystemExit):  # fewer blocks than the file has: a one-line error
+        train.main(again + ["--out", str(tmp_path / "fewer"), "--residual-blocks", "0"])
 
 
 def test_train_speed_times_both_precisions_and_a_grown_network(tmp_path):

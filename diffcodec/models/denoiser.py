@@ -82,8 +82,8 @@ class ChannelNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: Tensor) -> Tensor:
-        # one fused kernel over the channel dimension (a view, no copy, in channels_last):
-        # about 4x faster forward and backward than the same normalisation written out
+        # one fused kernel over the channel dimension (a view, no copy, in channels_last)
+        # instead of the mean, variance and affine written out as separate ops
         c = x.shape[1]
         out = F.layer_norm(x.permute(0, 2, 3, 1), (c,), self.weight.view(c), self.bias.view(c), self.eps)
         return out.permute(0, 3, 1, 2)

@@ -85,11 +85,13 @@ def with_context_slices(model: VariableRateHyperprior, slices: int, width: int |
 
 def with_residual_blocks(model: VariableRateHyperprior, blocks: int) -> VariableRateHyperprior:
     """The same network with ``blocks`` residual blocks per scale in g_a and g_s; the new blocks
-    start as the identity (zero last convolution), so the grown network codes exactly as before."""
+    (after any it already has) start as the identity (zero last convolution), so the grown
+    network codes exactly as before."""
     if blocks == model.config.residual_blocks:
         return model
-    if model.config.residual_blocks:
-        raise ValueError("the model already has residual blocks of another number")
+    if blocks < model.config.residual_blocks:
+        raise ValueError(f"the model has {model.config.residual_blocks} residual blocks per scale; "
+                         "growing cannot remove any")
     return _rebuilt(model, model.state_dict(), lambda missing: all(".res." in k for k in missing),
                     residual_blocks=blocks)
 

@@ -43,7 +43,7 @@ from diffcodec.models.discriminator import (
     discriminator_loss,
     generator_loss,
 )
-from diffcodec.models.precision import call_in_dtype
+from diffcodec.models.precision import call_in_dtype, memory_format_for
 from diffcodec.realism.schedule import add_noise, alpha_sigma, ddim, interpret, time_grid, v_target
 from diffcodec.training.data import CropSampler, load_corpus
 from diffcodec.training.loop import (
@@ -208,10 +208,8 @@ def perceptual_networks(lpips: bool, dists: bool, dtype: torch.dtype = torch.flo
     from diffcodec.perceptual.dists import DISTSNet  # offline weights (benchmarks/requirements-metrics.txt)
     from diffcodec.perceptual.lpips import LPIPSNet
 
-    fmt = torch.channels_last if dtype != torch.float32 else torch.contiguous_format
-
     def frozen(net: torch.nn.Module) -> torch.nn.Module:
-        return net.to(device=device, dtype=dtype, memory_format=fmt).eval().requires_grad_(False)
+        return net.to(device=device, dtype=dtype, memory_format=memory_format_for(dtype)).eval().requires_grad_(False)
 
     return (frozen(LPIPSNet("alex")) if lpips else None), (frozen(DISTSNet()) if dists else None)
 
@@ -333,9 +331,8 @@ def main(argv: list[str] | None = None) -> None:
         added = {"latent_in.weight", "latent_in.bias"}
     if (config.prediction == "r0") != (args.objective == "unrolled"):
         p.error(f"a {config.prediction}-prediction network cannot train with --objective {args.objective}")
-    net = ResidualDenoiser(config).to(device)
-    if args.precision == "bf16":  # fp32 masters in the layout the bf16 convolutions run fastest in
-        net = net.to(memory_format=torch.channels_last)
+    dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
+    net = ResidualDenoiser(config).to(device, memory_format=memory_format_for(dtype))  # fp32 masters
     if init_ema is not None:
         _load_adding(net, state, added)
     ema = copy.deepcopy(net).eval()
@@ -359,7 +356,6 @@ def main(argv: list[str] | None = None) -> None:
     objective = UnrolledObjective(tuple(args.unroll), args.max_level, args.full_strength_fraction,
                                   args.pixel_mse_weight, args.lpips_weight, args.dists_weight, args.dists_crop,
                                   args.adv_weight)
-    dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
 
     lpips, dists = perceptual_networks(args.lpips_weight > 0 or args.objective == "unrolled",
                                        args.dists_weight > 0, dtype, device)
