@@ -37,7 +37,7 @@ from diffcodec.models.hyperprior import VariableRateHyperprior
 from diffcodec.perceptual.backbones import AlexNetFeatures
 from diffcodec.training.data import CropSampler, list_images, load_corpus
 from diffcodec.training.evaluate import evaluate
-from diffcodec.training.fidelity import load_learned, rd_loss, with_residual_blocks
+from diffcodec.training.fidelity import load_learned, rd_loss, with_residual_blocks, with_transform_width
 from diffcodec.training.loop import SkipNonFinite
 from diffcodec.training.realism import UnrolledObjective, optimisation_step, perceptual_networks, unrolled_loss
 from diffcodec.zoo.registry import DEFAULT_MODEL_ID, DENOISERS, MODELS, WEIGHTS_DIR, load_model
@@ -62,14 +62,18 @@ def cpu_description() -> dict:
     return {"cpu": name, "bf16_units": sorted(f for f in flags if "bf16" in f)}
 
 
-def fresh_model(init: Path, precision: str, residual_blocks: int = 0) -> tuple[VariableRateHyperprior, torch.optim.Optimizer]:
+def fresh_model(init: Path, precision: str, residual_blocks: int = 0,
+                transform_width: int = 0) -> tuple[VariableRateHyperprior, torch.optim.Optimizer]:
     """The shipped network in fp32 masters (channels-last), computing its transforms in ``precision``
-    (grown by ``residual_blocks`` per scale, as ``--residual-blocks`` does in training)."""
+    (grown by ``residual_blocks`` per scale and widened to ``transform_width``, as the training
+    flags of those names do)."""
     shipped = load_weights(init, None).net
     model = VariableRateHyperprior(shipped.config)
     load_learned(model, shipped.state_dict())
     if residual_blocks:
         model = with_residual_blocks(model, residual_blocks)
+    if transform_width:
+        model = with_transform_width(model, transform_width)
     model = model.to(memory_format=torch.channels_last).train()
     model.transform_dtype = DTYPES[precision]
     params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
@@ -96,9 +100,10 @@ def batches(data: Path, crop: int, batch: int, count: int, levels: int, seed: in
     return out
 
 
-def time_precision(init: Path, precision: str, work: list, warmup: int, residual_blocks: int = 0) -> list[float]:
+def time_precision(init: Path, precision: str, work: list, warmup: int, residual_blocks: int = 0,
+                   transform_width: int = 0) -> list[float]:
     """Seconds per step for each batch after ``warmup`` untimed ones."""
-    model, opt = fresh_model(init, precision, residual_blocks)
+    model, opt = fresh_model(init, precision, residual_blocks, transform_width)
     times = []
     for i, (x, t) in enumerate(work):
         start = time.perf_counter()
@@ -168,6 +173,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--qualities", type=float, nargs="+", default=[0, 25, 50, 75, 100])
     p.add_argument("--residual-blocks", type=int, default=0,
                    help="also time the network grown by this many residual blocks per scale (bf16 only)")
+    p.add_argument("--transform-width", type=int, default=0,
+                   help="also time the network with g_a and g_s widened to this many channels (bf16 only)")
     p.add_argument("--model", choices=("fidelity", "realism"), default="fidelity",
                    help="whose training step to time (realism: timing only, no --equal-steps)")
     p.add_argument("--out", type=Path, required=True)
@@ -175,8 +182,9 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     init = args.init or Path(os.path.relpath(WEIGHTS_DIR / MODELS[DEFAULT_MODEL_ID].filename))
     levels = load_weights(init, None).net.config.levels
-    if args.model == "realism" and (args.equal_steps or args.residual_blocks or args.init):
-        p.error("--model realism times the shipped realism decoder only (no --equal-steps, --residual-blocks, --init)")
+    if args.model == "realism" and (args.equal_steps or args.residual_blocks or args.transform_width or args.init):
+        p.error("--model realism times the shipped realism decoder only "
+                "(no --equal-steps, --residual-blocks, --transform-width, --init)")
     result: dict = {"command": "python -m benchmarks.train_speed " + " ".join(argv or __import__("sys").argv[1:]),
                     "model": args.model, "init": str(init), "batch": args.batch, "crop": args.crop, "threads": args.threads,
                     "torch": torch.__version__, **cpu_description(),
@@ -196,15 +204,17 @@ def main(argv: list[str] | None = None) -> None:
               f"{result['bd_rate_bf16_vs_fp32_percent']:+.2f} %")
     else:
         work = batches(args.data, args.crop, args.batch, args.warmup + args.steps, levels, seed=0)
-        grown = f"bf16+{args.residual_blocks}res"
-        arms = {prec: (prec, 0) for prec in DTYPES}  # timed arm -> (precision, residual blocks)
+        grown, widened = f"bf16+{args.residual_blocks}res", f"bf16+width{args.transform_width}"
+        arms = {prec: (prec, 0, 0) for prec in DTYPES}  # timed arm -> (precision, residual blocks, width)
         if args.residual_blocks:
-            arms[grown] = ("bf16", args.residual_blocks)
+            arms[grown] = ("bf16", args.residual_blocks, 0)
+        if args.transform_width:
+            arms[widened] = ("bf16", 0, args.transform_width)
         times: dict[str, list[float]] = {name: [] for name in arms}
         for _ in range(args.rounds):
-            for name, (prec, blocks) in arms.items():
+            for name, (prec, blocks, width) in arms.items():
                 times[name] += (time_realism(prec, work, args.warmup) if args.model == "realism"
-                                else time_precision(init, prec, work, args.warmup, blocks))
+                                else time_precision(init, prec, work, args.warmup, blocks, width))
         medians = {prec: statistics.median(v) for prec, v in times.items()}
         result |= {"seconds_per_step": times, "median_seconds_per_step": medians,
                    "speedup_bf16": medians["fp32"] / medians["bf16"]}
@@ -214,6 +224,10 @@ def main(argv: list[str] | None = None) -> None:
             result["residual_blocks"] = args.residual_blocks
             result["grown_cost_vs_bf16"] = medians[grown] / medians["bf16"]
             print(f"{grown} {medians[grown]:.3f} s/step: {result['grown_cost_vs_bf16']:.2f}x bf16's")
+        if args.transform_width:
+            result["transform_width"] = args.transform_width
+            result["widened_cost_vs_bf16"] = medians[widened] / medians["bf16"]
+            print(f"{widened} {medians[widened]:.3f} s/step: {result['widened_cost_vs_bf16']:.2f}x bf16's")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
 

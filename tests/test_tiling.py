@@ -60,14 +60,15 @@ def test_codec_with_residual_blocks_tiles_without_seams(tmp_path, monkeypatch):
     from diffcodec.zoo.weight_files import export, load_weights
 
     torch.manual_seed(1)
-    net = VariableRateHyperprior(ModelConfig(n=16, m=24, levels=4, residual_blocks=2)).eval()
+    # image transforms wider than the hyperprior (transform_width): the codec reads z's width from n
+    net = VariableRateHyperprior(ModelConfig(n=16, m=24, levels=4, residual_blocks=2, transform_width=24)).eval()
     with torch.no_grad():  # trained blocks are not the identity: give them weights
         for name, p in net.named_parameters():
             if ".res." in name:
                 p.normal_(0, 0.15)
     digest = export(net, tmp_path / "res.safetensors")
     model = load_weights(tmp_path / "res.safetensors", digest, "res")
-    assert model.net.config.residual_blocks == 2
+    assert model.net.config.residual_blocks == 2 and model.net.config.transform_width == 24
     rng = np.random.default_rng(4)
     rgb = np.kron(rng.integers(0, 256, (40, 60, 3), dtype=np.uint8), np.ones((5, 5, 1), dtype=np.uint8))[:190, :290]
     x = to_tensor(rgb)

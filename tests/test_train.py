@@ -355,16 +355,60 @@ def test_residual_blocks_grow_a_trained_network_without_changing_it(tmp_path):
         train.main(again + ["--out", str(tmp_path / "fewer"), "--residual-blocks", "0"])
 
 
-def test_train_speed_times_both_precisions_and_a_grown_network(tmp_path):
+def test_transform_width_widens_a_trained_network_without_changing_it(tmp_path):
+    """--transform-width on a narrower model: same reconstruction and rates (up to float summation
+    order), the zero weights from the new channels get gradients, the hyperprior keeps its width,
+    and the CLI widens a shipped file (narrowing is a one-line error)."""
+    from diffcodec.models.hyperprior import ModelConfig, VariableRateHyperprior
+    from diffcodec.zoo.weight_files import export, load_weights
+
+    torch.manual_seed(0)
+    old = VariableRateHyperprior(ModelConfig(n=16, m=24, levels=4, context_slices=2, context_width=8,
+                                             residual_blocks=1)).eval()
+    with torch.no_grad():  # trained-looking GDNs: couplings between channels, not the identity init
+        for gdn in [old.g_a[1], old.g_s[3]]:
+            gdn.gamma.add_(0.05 * torch.rand_like(gdn.gamma))
+        old.g_s.res["1"][0].conv2.weight.normal_(0, 0.05)
+    new = train.with_transform_width(old, 24).eval()
+    assert new.config.transform_width == 24 and train.with_transform_width(new, 24) is new
+    assert new.g_a[0].weight.shape == (24, 3, 5, 5) and new.g_s[6].weight.shape == (24, 3, 5, 5)
+    assert new.h_a[0].weight.shape == old.h_a[0].weight.shape  # the hyperprior (and z) keep their width
+    x, t = torch.rand(2, 3, 64, 64), torch.tensor([0.5, 2.5])
+    with torch.no_grad():
+        a, b = old(x, t), new(x, t)
+    assert torch.allclose(a["x_hat"], b["x_hat"], atol=1e-5)
+    assert torch.allclose(a["likelihoods"]["y"], b["likelihoods"]["y"], atol=1e-5)
+    assert not torch.equal(new.g_a[2].weight[16:], torch.zeros_like(new.g_a[2].weight[16:]))  # new channels live
+    new.train()
+    train.rd_loss(new, x, t)["loss"].backward()
+    assert new.g_a[2].weight.grad[:16, 16:].abs().sum() > 0  # new -> old: zero now, learning
+    assert new.g_s[6].weight.grad[16:].abs().sum() > 0
+    with pytest.raises(ValueError, match="cannot remove"):
+        train.with_transform_width(new, 16)
+
+    data, weights = _data(tmp_path), tmp_path / "narrow.safetensors"
+    export(old, weights)
+    common = ["--data", str(data), "--batch", "2", "--crop", "64", "--steps", "1", "--init", str(weights),
+              "--threads", "1"]
+    train.main(common + ["--out", str(tmp_path / "wide"), "--transform-width", "24"])
+    export_mod.main([str(tmp_path / "wide" / "checkpoint.pt"), str(tmp_path / "wide.safetensors")])
+    wide = load_weights(tmp_path / "wide.safetensors", None).net
+    assert wide.config.transform_width == 24 and wide.g_s[0].weight.shape == (24, 24, 5, 5)
+    with pytest.raises(SystemExit):
+        train.main(common + ["--out", str(tmp_path / "narrower"), "--transform-width", "8"])
+
+
+def test_train_speed_times_both_precisions_a_grown_and_a_widened_network(tmp_path):
     from benchmarks import train_speed
 
     out = tmp_path / "speed.json"
     train_speed.main(["--data", str(_data(tmp_path)), "--batch", "1", "--crop", "64", "--steps", "1",
                       "--warmup", "0", "--rounds", "1", "--threads", "1", "--residual-blocks", "1",
-                      "--out", str(out)])
+                      "--transform-width", "128", "--out", str(out)])
     result = json.loads(out.read_text())
-    assert set(result["seconds_per_step"]) == {"fp32", "bf16", "bf16+1res"}
+    assert set(result["seconds_per_step"]) == {"fp32", "bf16", "bf16+1res", "bf16+width128"}
     assert result["residual_blocks"] == 1 and result["grown_cost_vs_bf16"] > 0
+    assert result["transform_width"] == 128 and result["widened_cost_vs_bf16"] > 0
 
 
 def test_train_speed_times_the_realism_decoders_step(tmp_path):

@@ -37,6 +37,7 @@ class ModelConfig:
     context_slices: int = 1  # channel slices of y; > 1 adds the channel-conditional context model
     context_width: int = 64  # hidden channels of each slice's context network
     residual_blocks: int = 0  # residual blocks at the 1/4 and 1/8 scales of g_a and g_s (0: Balle 2018's transforms)
+    transform_width: int = 0  # hidden channels of g_a and g_s where wider than the hyperprior's n (0: n)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -157,14 +158,15 @@ class VariableRateHyperprior(nn.Module):
         # the weights stay fp32 masters; quantization, likelihoods and context stay fp32.
         self.transform_dtype = torch.float32
         n, m, k = config.n, config.m, config.residual_blocks
+        w = config.transform_width or n  # the image transforms may be wider than the hyperprior
         # residual blocks after the GDNs at 1/4 and 1/8 (layers 3 and 5 of g_a, 1 and 3 of g_s):
         # more depth where it is cheap; the 1/2 scale would cost 4x as much per block
         self.g_a = transform(
-            [_conv(3, n), GDN(n), _conv(n, n), GDN(n), _conv(n, n), GDN(n), _conv(n, m)], {3: k, 5: k}, n
+            [_conv(3, w), GDN(w), _conv(w, w), GDN(w), _conv(w, w), GDN(w), _conv(w, m)], {3: k, 5: k}, w
         )
         self.g_s = transform(
-            [_deconv(m, n), GDN(n, inverse=True), _deconv(n, n), GDN(n, inverse=True),
-             _deconv(n, n), GDN(n, inverse=True), _deconv(n, 3)], {1: k, 3: k}, n
+            [_deconv(m, w), GDN(w, inverse=True), _deconv(w, w), GDN(w, inverse=True),
+             _deconv(w, w), GDN(w, inverse=True), _deconv(w, 3)], {1: k, 3: k}, w
         )
         self.h_a = nn.Sequential(
             _conv(m, n, 3, 1), nn.ReLU(), _conv(n, n), nn.ReLU(), _conv(n, n)

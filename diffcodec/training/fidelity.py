@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from diffcodec.models.hyperprior import ModelConfig, VariableRateHyperprior
+from diffcodec.models.hyperprior import GDN, ModelConfig, VariableRateHyperprior  # GDN: compressai's, imported quietly there
 from diffcodec.training.data import CropSampler, load_corpus
 from diffcodec.training.loop import (
     RunLog,
@@ -94,6 +94,50 @@ def with_residual_blocks(model: VariableRateHyperprior, blocks: int) -> Variable
                          "growing cannot remove any")
     return _rebuilt(model, model.state_dict(), lambda missing: all(".res." in k for k in missing),
                     residual_blocks=blocks)
+
+
+def with_transform_width(model: VariableRateHyperprior, width: int) -> VariableRateHyperprior:
+    """The same network with g_a and g_s widened to ``width`` hidden channels.
+
+    The old channels keep their weights. The new channels' incoming weights keep the fresh
+    network's initialisation, and every weight from a new channel into an old one (convolutions,
+    GDN couplings) starts at zero: the widened network codes as before (up to float summation
+    order), and the new channels get gradients from the first step through those zero weights.
+    The hyperprior (h_a, h_s, z) keeps its width, so the entropy coding is unchanged.
+    """
+    old_width = model.config.transform_width or model.config.n
+    if width == old_width:
+        return model
+    if width < old_width:
+        raise ValueError(f"g_a and g_s have {old_width} channels; widening cannot remove any")
+    state = model.state_dict()
+    new = _rebuilt(model, {k: v for k, v in state.items() if not k.startswith(("g_a.", "g_s."))},
+                   lambda missing: all(k.startswith(("g_a.", "g_s.")) for k in missing), transform_width=width)
+    with torch.no_grad():
+        for name in ("g_a", "g_s"):
+            for path, layer in getattr(new, name).named_modules():
+                if isinstance(layer, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, GDN)):
+                    _widen_into(getattr(model, name).get_submodule(path), layer)
+    return new
+
+
+def _widen_into(old: torch.nn.Module, new: torch.nn.Module) -> None:
+    """Copy ``old``'s weights into the leading channels of the wider ``new`` layer and zero the
+    weights from ``new``'s extra input channels into the old output channels."""
+    if isinstance(new, GDN):  # y_c = x_c / sqrt(beta_c + sum_j gamma_cj x_j^2): gamma is (out, in)
+        pairs = [(new.beta, old.beta, None, None), (new.gamma, old.gamma, 0, 1)]
+        zero = new.gamma_reparam.init(torch.zeros(1)).item()  # the stored value of gamma = 0
+    else:  # Conv2d weights are (out, in, k, k), ConvTranspose2d ones (in, out, k, k)
+        dims = (1, 0) if isinstance(new, torch.nn.ConvTranspose2d) else (0, 1)
+        pairs = [(new.weight, old.weight, *dims), (new.bias, old.bias, None, None)]
+        zero = 0.0
+    for target, source, out_dim, in_dim in pairs:
+        if in_dim is not None:
+            outs, ins = source.shape[out_dim], source.shape[in_dim]
+            target.narrow(out_dim, 0, outs).narrow(in_dim, ins, target.shape[in_dim] - ins).fill_(zero)
+            target.narrow(out_dim, 0, outs).narrow(in_dim, 0, ins).copy_(source)
+        else:
+            target[:source.shape[0]].copy_(source)
 
 
 def with_levels_below(model: VariableRateHyperprior, extra: int) -> VariableRateHyperprior:
@@ -188,6 +232,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--residual-blocks", type=int, default=None,
                    help="residual blocks per scale (1/4, 1/8) in g_a and g_s; with --init from a model "
                         "without them, they start as the identity (the trained network is grown)")
+    p.add_argument("--transform-width", type=int, default=None,
+                   help="hidden channels of g_a and g_s; with --init from a narrower model, the new channels "
+                        "start disconnected from the old ones (the trained network is widened)")
     p.add_argument("--minutes", type=float, default=None,
                    help="stop (with a checkpoint) after this many minutes of training")
     args = p.parse_args(argv)
@@ -227,7 +274,8 @@ def main(argv: list[str] | None = None) -> None:
             model = model.to(device)
     else:
         config = ModelConfig(n=args.n, m=args.m, context_slices=args.context_slices or 1,
-                             context_width=args.context_width, residual_blocks=args.residual_blocks or 0)
+                             context_width=args.context_width, residual_blocks=args.residual_blocks or 0,
+                             transform_width=args.transform_width or 0)
         model = VariableRateHyperprior(config).to(device)
     if args.context_slices is not None and ck is None:
         model = with_context_slices(model, args.context_slices, args.context_width)
@@ -247,6 +295,14 @@ def main(argv: list[str] | None = None) -> None:
             model = with_residual_blocks(model, args.residual_blocks)
         except ValueError as exc:
             p.error(f"--residual-blocks: {exc}")
+        config = model.config
+    if args.transform_width is not None and ck is None:
+        if init_ema is not None and args.transform_width != (config.transform_width or config.n):
+            p.error("--transform-width widens a model given as a .safetensors file, not a snapshot")
+        try:
+            model = with_transform_width(model, args.transform_width)
+        except ValueError as exc:
+            p.error(f"--transform-width: {exc}")
         config = model.config
     torch.manual_seed(args.seed + step)  # a run initialised from a snapshot draws new levels
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
