@@ -126,7 +126,7 @@ def _widen_into(old: torch.nn.Module, new: torch.nn.Module) -> None:
     weights from ``new``'s extra input channels into the old output channels."""
     if isinstance(new, GDN):  # y_c = x_c / sqrt(beta_c + sum_j gamma_cj x_j^2): gamma is (out, in)
         pairs = [(new.beta, old.beta, None, None), (new.gamma, old.gamma, 0, 1)]
-        zero = new.gamma_reparam.init(torch.zeros(1)).item()  # the stored value of gamma = 0
+        zero = new.gamma_reparam.init(new.gamma.new_zeros(1)).item()  # the stored value of gamma = 0
     else:  # Conv2d weights are (out, in, k, k), ConvTranspose2d ones (in, out, k, k)
         dims = (1, 0) if isinstance(new, torch.nn.ConvTranspose2d) else (0, 1)
         pairs = [(new.weight, old.weight, *dims), (new.bias, old.bias, None, None)]
