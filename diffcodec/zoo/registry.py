@@ -27,14 +27,14 @@ MODELS: dict[int, ModelEntry] = {
         filename="channel-context-cpu2.safetensors",
         sha256="5727d53425bc15ebde8d128e0b1904dbb63d2f10b2fcc11026c7470cc9da58aa",
     ),
-    8: ModelEntry(
-        model_id=8,
-        name="channel-context-res1-cpu7",
-        filename="channel-context-res1-cpu7.safetensors",
-        sha256="cab3646281975b92dbba8ba8a78c3ac572b2eb56b92cd677aa3ecb1da1c308f1",
+    9: ModelEntry(
+        model_id=9,
+        name="channel-context-res2-cpu8",
+        filename="channel-context-res2-cpu8.safetensors",
+        sha256="fc4cababd3a85cb1cbe6c5ea315c6a2449f178150d43b6f8b3f23c351d1a9c83",
     ),
 }
-DEFAULT_MODEL_ID = 8
+DEFAULT_MODEL_ID = 9
 
 #: Models whose weights no longer ship (the package keeps its weights under 50 MB): their files
 #: get a clear error naming the last release that decodes them.
@@ -45,6 +45,7 @@ RETIRED: dict[int, tuple[str, str]] = {
     5: ("channel-context-cpu4", "0.5.0"),
     6: ("channel-context-cpu5", "0.6.0"),
     7: ("channel-context-res1-cpu6", "0.7.0"),
+    8: ("channel-context-res1-cpu7", "0.8.0"),
 }
 
 
@@ -89,7 +90,7 @@ REALISM_CC8 = DenoiserEntry(
 )
 
 #: Realism decoders by codec model id; a model without one decodes in fidelity mode only.
-DENOISERS: dict[int, DenoiserEntry] = {8: REALISM_CC8}
+DENOISERS: dict[int, DenoiserEntry] = {9: REALISM_CC8}
 
 
 class RealismUnavailableError(ValueError):
