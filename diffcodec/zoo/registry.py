@@ -75,22 +75,22 @@ class DenoiserEntry:
     strength: float = 1.0
 
 
-#: realism-cc5-cpu2 (trained on model 5's reconstructions with the unrolled objective,
-#: docs/training.md, reading the decoded latent as well as the fidelity image) trained further on
-#: model 8's; its level input is model 5's level scale, which models 6-8 share. Strength 0.5
-#: since release 0.7.0: on Kodak at quality 10 (models 5 and 6) and 30 (model 6), 0.5 gave lower
-#: LPIPS, DISTS, FID and KID than 1, and higher PSNR (benchmarks/results/kodak-model6); measured
-#: on model 8's files in benchmarks/results/kodak-model8
-REALISM_CC8 = DenoiserEntry(
-    filename="realism-cc8-cpu3.safetensors",
-    sha256="fc5880795d87d238b5058e9fd527d11ed90bf2a31fa249f97f4196178f9ffbf9",
+#: realism-cc8-cpu3 (realism-cc5-cpu2, trained on model 5's reconstructions with the unrolled
+#: objective, docs/training.md, reading the decoded latent as well as the fidelity image, then on
+#: model 8's) trained further on model 9's with more weight on DISTS and the adversarial term;
+#: its level input is model 5's level scale, which models 6-9 share. Strength 0.5 since release
+#: 0.7.0 (benchmarks/results/realism/strength.json); measured on model 9's files in
+#: benchmarks/results/kodak-model9
+REALISM_CC9 = DenoiserEntry(
+    filename="realism-cc9-cpu4.safetensors",
+    sha256="464219fa2b048cd2e87a204b0eddc972f9c1a027178a8e59c5a46812cab6c471",
     lambda_range=(0.0002173627528885617, 0.13),
     steps=2,
     strength=0.5,
 )
 
 #: Realism decoders by codec model id; a model without one decodes in fidelity mode only.
-DENOISERS: dict[int, DenoiserEntry] = {9: REALISM_CC8}
+DENOISERS: dict[int, DenoiserEntry] = {9: REALISM_CC9}
 
 
 class RealismUnavailableError(ValueError):
