@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--limit", type=int, default=6, help="Kodak images scored after the equal runs")
     p.add_argument("--qualities", type=float, nargs="+", default=[0, 25, 50, 75, 100])
     p.add_argument("--residual-blocks", type=int, default=0,
-                   help="also time the network grown by this many residual blocks per scale (bf16 only)")
+                   help="also time the network grown to this many residual blocks per scale (bf16 only)")
     p.add_argument("--transform-width", type=int, default=0,
                    help="also time the network with g_a and g_s widened to this many channels (bf16 only)")
     p.add_argument("--model", choices=("fidelity", "realism"), default="fidelity",

@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> None:
                         "gains extrapolated), so the model reaches lower bit rates")
     p.add_argument("--residual-blocks", type=int, default=None,
                    help="residual blocks per scale (1/4, 1/8) in g_a and g_s; with --init from a model "
-                        "without them, they start as the identity (the trained network is grown)")
+                        "with fewer, the new ones start as the identity (the trained network is grown)")
     p.add_argument("--transform-width", type=int, default=None,
                    help="hidden channels of g_a and g_s; with --init from a narrower model, the new channels "
                         "start disconnected from the old ones (the trained network is widened)")
