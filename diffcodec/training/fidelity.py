@@ -288,21 +288,17 @@ def main(argv: list[str] | None = None) -> None:
         model = with_levels_below(model, args.levels_below)
         config = model.config
         print(f"levels extended to {config.levels}, lambda_min {config.lambda_min:.6g}", flush=True)
-    if args.residual_blocks is not None and ck is None:
-        if init_ema is not None and args.residual_blocks != config.residual_blocks:
-            p.error("--residual-blocks grows a model given as a .safetensors file, not a snapshot")
+    growths = [("--residual-blocks", args.residual_blocks, lambda c: c.residual_blocks, with_residual_blocks),
+               ("--transform-width", args.transform_width, lambda c: c.transform_width or c.n, with_transform_width)]
+    for flag, wanted, current, grow in growths:  # grow the network a .safetensors file gave
+        if wanted is None or ck is not None:
+            continue
+        if init_ema is not None and wanted != current(config):
+            p.error(f"{flag} grows a model given as a .safetensors file, not a snapshot")
         try:
-            model = with_residual_blocks(model, args.residual_blocks)
+            model = grow(model, wanted)
         except ValueError as exc:
-            p.error(f"--residual-blocks: {exc}")
-        config = model.config
-    if args.transform_width is not None and ck is None:
-        if init_ema is not None and args.transform_width != (config.transform_width or config.n):
-            p.error("--transform-width widens a model given as a .safetensors file, not a snapshot")
-        try:
-            model = with_transform_width(model, args.transform_width)
-        except ValueError as exc:
-            p.error(f"--transform-width: {exc}")
+            p.error(f"{flag}: {exc}")
         config = model.config
     torch.manual_seed(args.seed + step)  # a run initialised from a snapshot draws new levels
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
