@@ -106,10 +106,11 @@ def plot(result: dict, path: Path) -> None:
         ax.set_xlabel("strength (0 = fidelity decoder)")
         ax.set_title(label)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
+    # one legend under the panels, where it hides no curve or tick label
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=8, frameon=False)
     fig.suptitle(f"{result['dataset']}: quality {result['quality']:g} ({result['bpp']:.3f} bpp), "
                  f"{result['steps']} steps", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
