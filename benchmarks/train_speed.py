@@ -32,7 +32,7 @@ import torch
 from diffcodec.coding.codec import Codec
 from diffcodec.models.denoiser import ResidualDenoiser
 from diffcodec.models.discriminator import ProjectedHeads
-from diffcodec.models.precision import memory_format_for
+from diffcodec.models.precision import has_native_bf16, memory_format_for
 from diffcodec.models.hyperprior import VariableRateHyperprior
 from diffcodec.perceptual.backbones import AlexNetFeatures
 from diffcodec.training.data import CropSampler, list_images, load_corpus
@@ -189,7 +189,8 @@ def main(argv: list[str] | None = None) -> None:
     result: dict = {"command": "python -m benchmarks.train_speed " + " ".join(argv or __import__("sys").argv[1:]),
                     "model": args.model, "init": str(init), "batch": args.batch, "crop": args.crop, "threads": args.threads,
                     "torch": torch.__version__, **cpu_description(),
-                    "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+                    "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                    "native_bf16": has_native_bf16(torch.device("cpu"))}
     if args.model == "realism":
         result["denoiser"] = DENOISERS[DEFAULT_MODEL_ID].filename
     if args.equal_steps:

@@ -57,12 +57,13 @@ class CompressJob:
     max_pixels: int
     force: bool
     device: str
+    refine: int = 0
 
     def __call__(self, src: Path, dst: Path) -> str:
         from diffcodec.api import compress_file
 
         res, dt = _timed(compress_file, src, dst, self.quality, target_bpp=self.target_bpp, force=self.force,
-                         device=self.device, max_pixels=self.max_pixels)
+                         device=self.device, max_pixels=self.max_pixels, refine=self.refine)
         return (f"{src} -> {dst}: {len(res.data)} bytes, {res.bpp:.4f} bpp, quality {res.quality:g}, {dt:.2f} s"
                 f"{_notes(res.notices)}")
 

@@ -205,8 +205,11 @@ def _apply(options):
 @click.option("--target-bpp", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Choose the highest quality whose file is at most this many bits per pixel.")
 @click.option("--max-pixels", type=click.IntRange(1), default=None, help="Refuse larger images.")
+@click.option("--refine", type=click.IntRange(0, 1000), default=0, show_default=True,
+              help="Slower, smaller files: gradient steps refining each image's latent before coding "
+                   "(about 1.7 s per step for 768x512 on 2 CPU threads here; 20 is a good start). Same file format.")
 @_apply(_common)
-def compress(sources, quality, target_bpp, max_pixels, force, output_dir, device, threads, quiet, workers):
+def compress(sources, quality, target_bpp, max_pixels, refine, force, output_dir, device, threads, quiet, workers):
     """Compress images to .dcf files.
 
     \b
@@ -225,7 +228,7 @@ def compress(sources, quality, target_bpp, max_pixels, force, output_dir, device
     pairs = _pairs(sources, output_dir, ".dcf", IMAGE_SUFFIXES, lambda s: s.lower().endswith(".dcf"))
 
     work = CompressJob(DEFAULT_QUALITY if quality is None else quality, target_bpp,
-                       max_pixels or DEFAULT_MAX_PIXELS, force, device)
+                       max_pixels or DEFAULT_MAX_PIXELS, force, device, refine)
     sys.exit(_guarded(lambda: _run_batch(pairs, work, quiet, workers, threads)))
 
 

@@ -62,14 +62,15 @@ def run_jobs(pairs: list[tuple[Path, Path]], job, client=None, partitions: int |
 
 
 def compress_folder(src: str | Path, dst: str | Path, *, quality: float = 75.0, target_bpp: float | None = None,
-                    force: bool = False, max_pixels: int = 64_000_000, client=None) -> BatchReport:
-    """Compress every image under ``src`` into ``dst`` (same relative paths, ``.dcf``)."""
+                    force: bool = False, max_pixels: int = 64_000_000, client=None, refine: int = 0) -> BatchReport:
+    """Compress every image under ``src`` into ``dst`` (same relative paths, ``.dcf``;
+    ``refine`` as in :func:`diffcodec.compress`)."""
     src, dst = Path(src), Path(dst)
     inputs = _files(src, IMAGE_SUFFIXES)
     pairs = [(p, (dst / p.relative_to(src)).with_suffix(".dcf")) for p in inputs]
     for _, out in pairs:
         out.parent.mkdir(parents=True, exist_ok=True)
-    return run_jobs(pairs, CompressJob(quality, target_bpp, max_pixels, force, "cpu"), client)
+    return run_jobs(pairs, CompressJob(quality, target_bpp, max_pixels, force, "cpu", refine), client)
 
 
 def decompress_folder(src: str | Path, dst: str | Path, *, fmt: str = "png", force: bool = False,

@@ -6,7 +6,7 @@ or explicitly with :func:`register_pillow`. Opening reads the header alone: ``si
 announced size, and the fidelity decoder runs on ``load()``. A damaged or unreadable file
 raises :class:`OSError` (Pillow's error for broken image data) with diffcodec's message.
 
-Save options: ``quality`` (0-100) or ``target_bpp``, as in :func:`diffcodec.compress`.
+Save options: ``quality`` (0-100) or ``target_bpp``, and ``refine``, as in :func:`diffcodec.compress`.
 """
 from __future__ import annotations
 
@@ -69,7 +69,8 @@ def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:  # noq
     options = im.encoderinfo
     target = options.get("target_bpp")
     quality = options.get("quality", DEFAULT_QUALITY if target is None else None)
-    data = compress(im, DEFAULT_QUALITY if quality is None else quality, target_bpp=target)
+    data = compress(im, DEFAULT_QUALITY if quality is None else quality, target_bpp=target,
+                    refine=options.get("refine", 0))
     fp.write(data)  # written once the whole file exists: Pillow removes the file if compress fails
 
 

@@ -35,7 +35,8 @@ from benchmarks.bdrate import bd_rate
 from benchmarks.dataset import load_rgb
 from diffcodec.coding.codec import Analysis, Codec, pad_to_multiple, quality_to_level
 from diffcodec.image_io import to_tensor
-from diffcodec.models.hyperprior import _conv, channel_context_loop, ste_round
+from diffcodec.coding.refine import rd_cost
+from diffcodec.models.hyperprior import _conv, channel_context_loop
 from diffcodec.psnr import psnr_of_mse
 from diffcodec.training.data import CropSampler, list_images, load_corpus
 from diffcodec.zoo.registry import DEFAULT_MODEL_ID, load_model
@@ -51,9 +52,7 @@ def _mse(a: Tensor, b: Tensor) -> float:
 
 def _z_bits(net, z_hat: Tensor) -> Tensor:
     """-log2 likelihood of the hyper-latent ``z_hat`` under the factorized prior (summed)."""
-    eb = net.entropy_bottleneck
-    lik = eb._likelihood(z_hat.permute(1, 0, 2, 3).reshape(z_hat.shape[1], 1, -1))[0]
-    return -torch.log2(eb.likelihood_lower_bound(lik)).sum()
+    return -torch.log2(net.rounded_z_likelihoods(z_hat)).sum()
 
 
 # ---- deadzone ------------------------------------------------------------------------------
@@ -91,32 +90,17 @@ def probe_deadzone(images: list[Path], qualities: list[float], deltas: list[floa
 
 # ---- latent refinement -----------------------------------------------------------------------
 def _refined(codec: Codec, x: Tensor, analysis: Analysis, quality: float, iterations: int, lr: float) -> Analysis:
-    """``analysis`` with y moved by Adam on the float model's lambda * 255^2 * MSE + bpp."""
+    """``analysis`` with y moved by Adam on the float model's lambda * 255^2 * MSE + bpp with
+    straight-through rounding (the cost :func:`diffcodec.coding.refine.rd_cost` computes; the
+    shipped refinement descends its relaxed form instead, because this one rises)."""
     net = codec.net
     t = quality_to_level(codec.model, quality)
-    lam = float(net.level_lambda(t))
-    gain, inv_gain = net.gains(t)
-    medians = net.entropy_bottleneck._get_medians()
+    gain, _ = net.gains(t)
     y = (analysis.y * gain).clone().requires_grad_(True)
     opt = torch.optim.Adam([y], lr=lr)
     h, w = x.shape[-2:]
     for _ in range(iterations):
-        z = net.h_a(y)
-        z_hat = ste_round(z - medians) + medians
-        bits = _z_bits(net, z_hat)
-        means, scales = net.split_params(net.h_s(z_hat))
-        slice_bits: list[Tensor] = []
-
-        def latent(i: int, bounds: tuple[int, int], mu: Tensor, sigma: Tensor) -> Tensor:
-            y_hat = ste_round(y[:, bounds[0]:bounds[1]] - mu) + mu
-            lik = net.gaussian_conditional._likelihood(y_hat, sigma, mu)
-            slice_bits.append(-torch.log2(net.gaussian_conditional.likelihood_lower_bound(lik)).sum())
-            return y_hat
-
-        y_hat = channel_context_loop(net.slice_bounds(), net.hyper_slice_params(means, scales), latent)
-        bits = bits + sum(slice_bits)
-        x_hat = net.g_s(y_hat * inv_gain)[..., :h, :w]
-        loss = lam * 255.0**2 * ((x_hat - x) ** 2).mean() + bits / (h * w)
+        loss = rd_cost(net, y, x, t, h, w)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -220,3 +220,29 @@ def test_realism_strength_variant_decodes_at_its_strength(monkeypatch):
     for bad in ("diffcodec-realism-s2", "diffcodec-realism-s", "diffcodec-realism-s0.5x"):
         with pytest.raises(ValueError):
             expand_names(bad)
+
+
+def test_refine_variant_compresses_with_refinement(monkeypatch):
+    """``diffcodec-refine20`` passes refine=20 to compress, decodes in fidelity mode and keys its own cache entries."""
+    from PIL import Image
+
+    calls = {}
+
+    def compress(img, quality, refine=0):
+        calls.update(quality=quality, refine=refine)
+        return b"x"
+
+    fake = types.ModuleType("diffcodec")
+    fake.__file__ = __file__
+    fake.compress, fake.decompress = compress, (lambda data, steps=None: Image.new("RGB", (16, 8)))
+    monkeypatch.setitem(sys.modules, "diffcodec", fake)
+    assert expand_names("diffcodec,diffcodec-refine20") == ["diffcodec", "diffcodec-refine20"]
+    codec = get_codec("diffcodec-refine20")
+    assert codec.name == "diffcodec-refine20" and "refine 20" in codec.label
+    codec.encode(np.zeros((8, 16, 3), dtype=np.uint8), 40)
+    assert calls == {"quality": 40.0, "refine": 20}
+    assert codec.version_extra() != get_codec("diffcodec").version_extra()
+    assert codec.decode_kwargs == get_codec("diffcodec").decode_kwargs
+    for bad in ("diffcodec-refine0", "diffcodec-refine", "diffcodec-refine-3", "diffcodec-refine1000"):
+        with pytest.raises(ValueError):
+            expand_names(bad)

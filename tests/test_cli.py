@@ -46,6 +46,16 @@ def test_compress_decompress_info(images):
     assert r.returncode == 0 and Image.open(images / "a_out.webp").format == "WEBP"
 
 
+def test_compress_refine_writes_an_ordinary_file_and_refuses_bad_counts(images):
+    r = run("compress", images / "a.png", images / "a.dcf", "--quality", "40", "--refine", "2")
+    assert r.returncode == 0, r.stderr
+    r = run("decompress", images / "a.dcf", images / "a_out.png")
+    assert r.returncode == 0 and Image.open(images / "a_out.png").size == (80, 48)
+    r = run("compress", images / "a.png", images / "b.dcf", "--refine", "-3")
+    assert r.returncode == 2 and "--refine" in r.stderr and not (images / "b.dcf").exists()
+    _no_traceback(r)
+
+
 def test_never_overwrites_without_force(images):
     target = images / "a.dcf"
     target.write_bytes(b"precious")

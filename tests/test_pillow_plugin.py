@@ -63,6 +63,8 @@ def test_save_options(tmp_path):
     assert (tmp_path / "budget.dcf").stat().st_size * 8 <= 0.5 * 64 * 96
     rgb.save(tmp_path / "explicit.bin", format="DCF")
     assert (tmp_path / "explicit.bin").read_bytes()[:4] == bitstream.MAGIC
+    rgb.save(tmp_path / "refined.dcf", quality=40, refine=2)
+    assert (tmp_path / "refined.dcf").read_bytes() == diffcodec.compress(rgb, 40, refine=2)
 
 
 def test_bad_save_option_leaves_no_file(tmp_path):

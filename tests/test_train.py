@@ -73,6 +73,40 @@ def test_bf16_transforms_train_fp32_master_weights():
             assert p.grad is not None and p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all(), name
 
 
+@pytest.mark.parametrize("capabilities, native", [({"amx_bf16": True}, True), ({"avx512_bf16": True}, True),
+                                                  ({"avx512_f": True}, False), ({}, False)])
+def test_precision_auto_picks_bf16_only_where_the_cpu_has_it(monkeypatch, capabilities, native):
+    """--precision auto is bf16 on a CPU with AMX-BF16 or AVX512-BF16 and fp32 elsewhere; an explicit
+    bf16 on a CPU without either is kept (it still trains) but warned about: emulated bf16 is several
+    times slower than fp32."""
+    from diffcodec.models.precision import training_dtype
+
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: capabilities)
+    cpu = torch.device("cpu")
+    assert training_dtype("auto", cpu) == ((torch.bfloat16 if native else torch.float32), None)
+    assert training_dtype("fp32", cpu) == (torch.float32, None)
+    dtype, warning = training_dtype("bf16", cpu)
+    assert dtype == torch.bfloat16
+    assert (warning is None) == native
+    if warning:
+        assert warning.startswith("warning: ") and "\n" not in warning and "--precision auto" in warning
+    with pytest.raises(ValueError):
+        training_dtype("fp16", cpu)
+
+
+def test_fidelity_training_warns_once_about_emulated_bf16(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_f": True})
+    data = _data(tmp_path)
+    common = ["--data", str(data), "--batch", "2", "--crop", "64", "--n", "16", "--m", "24", "--threads", "1",
+              "--steps", "1"]
+    train.main([*common, "--out", str(tmp_path / "bf16"), "--precision", "bf16"])
+    captured = capsys.readouterr()
+    assert captured.err.count("no native bf16") == 1 and "transforms compute in bfloat16" in captured.out
+    train.main([*common, "--out", str(tmp_path / "auto"), "--precision", "auto"])
+    captured = capsys.readouterr()
+    assert "no native bf16" not in captured.err and "transforms compute in float32" in captured.out
+
+
 def test_load_learned_refuses_weights_of_another_shape():
     from diffcodec.models.hyperprior import ModelConfig, VariableRateHyperprior
 
@@ -403,11 +437,11 @@ def test_train_speed_times_both_precisions_a_grown_and_a_widened_network(tmp_pat
 
     out = tmp_path / "speed.json"
     train_speed.main(["--data", str(_data(tmp_path)), "--batch", "1", "--crop", "64", "--steps", "1",
-                      "--warmup", "0", "--rounds", "1", "--threads", "1", "--residual-blocks", "3",
+                      "--warmup", "0", "--rounds", "1", "--threads", "1", "--residual-blocks", "4",
                       "--transform-width", "128", "--out", str(out)])
-    result = json.loads(out.read_text())  # (the default model has 2 blocks per scale since release 0.9.0)
-    assert set(result["seconds_per_step"]) == {"fp32", "bf16", "bf16+3res", "bf16+width128"}
-    assert result["residual_blocks"] == 3 and result["grown_cost_vs_bf16"] > 0
+    result = json.loads(out.read_text())  # (the default model has 3 blocks per scale since release 0.10.0)
+    assert set(result["seconds_per_step"]) == {"fp32", "bf16", "bf16+4res", "bf16+width128"}
+    assert result["residual_blocks"] == 4 and result["grown_cost_vs_bf16"] > 0
     assert result["transform_width"] == 128 and result["widened_cost_vs_bf16"] > 0
 
 

@@ -39,9 +39,9 @@ def codec_names() -> list[str]:
 
 
 def _known(name: str, known: dict[str, Callable[[], Codec]]) -> bool:
-    from benchmarks.codecs.diffcodec_adapter import STRENGTH_NAME
+    from benchmarks.codecs.diffcodec_adapter import REFINE_NAME, STRENGTH_NAME
 
-    return name in known or STRENGTH_NAME.fullmatch(name) is not None
+    return name in known or any(p.fullmatch(name) is not None for p in (STRENGTH_NAME, REFINE_NAME))
 
 
 def expand_names(spec: str | list[str] | None) -> list[str]:
@@ -57,19 +57,24 @@ def expand_names(spec: str | list[str] | None) -> list[str]:
         for name in ALIASES.get(item, [item]):
             if not _known(name, known):
                 raise ValueError(f"unknown codec {name!r}; known: {', '.join(known)}, "
-                                 f"diffcodec-realism-s<strength> (aliases: {', '.join(ALIASES)})")
+                                 f"diffcodec-realism-s<strength>, diffcodec-refine<steps> "
+                                 f"(aliases: {', '.join(ALIASES)})")
             if name not in out:
                 out.append(name)
     return out
 
 
 def get_codec(name: str) -> Codec:
-    """Instantiate a codec adapter by name (``diffcodec-realism-s0.5``: the realism decoder at strength 0.5)."""
-    from benchmarks.codecs.diffcodec_adapter import STRENGTH_NAME, DiffCodec
+    """Instantiate a codec adapter by name (``diffcodec-realism-s0.5``: the realism decoder at
+    strength 0.5; ``diffcodec-refine20``: encoder-side refinement in 20 steps)."""
+    from benchmarks.codecs.diffcodec_adapter import REFINE_NAME, STRENGTH_NAME, DiffCodec
 
     match = STRENGTH_NAME.fullmatch(name)
     if match:
         return DiffCodec("realism", strength=float(match.group(1)))
+    match = REFINE_NAME.fullmatch(name)
+    if match:
+        return DiffCodec(refine=int(match.group(1)))
     return _factories()[name]()
 
 

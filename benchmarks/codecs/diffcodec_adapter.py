@@ -60,6 +60,8 @@ MODE_DECODE = {None: {"steps": 0}, "realism": {"realism": True}}
 
 #: ``diffcodec-realism-s0.5``: the realism decoder at another strength than its registered one
 STRENGTH_NAME = re.compile(r"diffcodec-realism-s(0(?:\.\d+)?|1(?:\.0+)?)")
+#: ``diffcodec-refine20``: the fidelity decoder on files whose latent the encoder refined in 20 steps
+REFINE_NAME = re.compile(r"diffcodec-refine([1-9]\d{0,2})")
 
 
 class DiffCodec(Codec):
@@ -67,18 +69,23 @@ class DiffCodec(Codec):
 
     parallel_safe = False
 
-    def __init__(self, mode: str | None = None, strength: float | None = None) -> None:
+    def __init__(self, mode: str | None = None, strength: float | None = None, refine: int = 0) -> None:
         if mode not in MODE_DECODE:
             raise ValueError(f"unknown diffcodec mode {mode!r}")
         if strength is not None and (mode != "realism" or not 0.0 < strength <= 1.0):
             raise ValueError(f"a strength (0, 1] needs realism mode, got {mode!r}, {strength!r}")
-        self.mode, self.strength = mode, strength
+        if refine < 0 or (refine and mode is not None):
+            raise ValueError(f"refinement (>= 0 steps) is measured in fidelity mode, got {mode!r}, {refine!r}")
+        self.mode, self.strength, self.refine = mode, strength, refine
         self.decode_kwargs = dict(MODE_DECODE[mode]) if strength is None else {"strength": strength}
         self.name = "diffcodec" if mode is None else f"diffcodec-{mode}"
         self.label = "diffcodec" if mode is None else f"diffcodec ({mode})"
         if strength is not None:
             self.name += f"-s{strength:g}"
             self.label = f"diffcodec (realism, strength {strength:g})"
+        if refine:
+            self.name += f"-refine{refine}"
+            self.label = f"diffcodec (refine {refine})"
         # realism is for low rates (the issue measures it in 0.05-0.3 bpp): with the default
         # model, quality 0-44 spans about 0.05-0.3 bpp on Kodak
         self.default_settings = (0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100) if mode is None else (0, 11, 22, 33, 44)
@@ -118,7 +125,8 @@ class DiffCodec(Codec):
 
     def description(self) -> str:
         kwargs = ", ".join(f"{k}={v}" for k, v in self.decode_kwargs.items())
-        return (f"diffcodec.compress(PIL image, quality=Q) / diffcodec.decompress({kwargs}); "
+        refine = f", refine={self.refine}" if self.refine else ""
+        return (f"diffcodec.compress(PIL image, quality=Q{refine}) / diffcodec.decompress({kwargs}); "
                 f"{self.tool_version()}; times with torch.set_num_threads({TIMING_THREADS}) "
                 "on CPU, one process.")
 
@@ -126,10 +134,11 @@ class DiffCodec(Codec):
 
     def version_extra(self) -> str:
         extra = "" if self.strength is None else f" strength={self.strength}"
+        extra += f" refine={self.refine}" if self.refine else ""
         return f"mode={self.mode}{extra} threads={TIMING_THREADS}"
 
     def _kwargs(self, setting: float) -> dict:
-        return {"quality": float(setting)}
+        return {"quality": float(setting), "refine": self.refine} if self.refine else {"quality": float(setting)}
 
     def encode(self, rgb: np.ndarray, setting: float) -> bytes:
         mod = _diffcodec_module()
@@ -147,7 +156,7 @@ class DiffCodec(Codec):
         old = torch.get_num_threads()
         torch.set_num_threads(TIMING_THREADS)
         try:
-            with torch.inference_mode():
+            with torch.inference_mode():  # refinement turns autograd back on for itself
                 return measure_in_process(fn, *args)
         finally:
             torch.set_num_threads(old)

@@ -27,6 +27,7 @@ from torch import Tensor
 from bitstream import SCALE_TABLE, StreamReader, StreamWriter, scale_indices
 from bitstream.entropy import clip_to_codable
 from diffcodec.coding.exact_hyper import ExactHyperSynthesis
+from diffcodec.coding.refine import MAX_REFINE_PIXELS, refine_latent
 from diffcodec.models.hyperprior import channel_context_loop
 from diffcodec.tiling import apply_tiled
 from diffcodec.zoo.weight_files import Z_RANGE, LoadedModel
@@ -170,6 +171,22 @@ class Codec:
             halo = halos(self.net.config.residual_blocks)[0]
             y = apply_tiled(self.net.g_a, x, Fraction(1, Y_STRIDE), self.tile, halo, align=Y_STRIDE)
         return Analysis(y=y, height=image.shape[-2], width=image.shape[-1])
+
+    def refine(self, analysis: Analysis, image: Tensor, quality: float, iterations: int) -> Analysis:
+        """The analysis with its latent refined for ``quality`` (:mod:`diffcodec.coding.refine`):
+        code it at that quality only. ``iterations`` 0 returns it as it is."""
+        if iterations == 0:
+            return analysis
+        if analysis.height * analysis.width > MAX_REFINE_PIXELS:
+            raise ValueError(f"refinement is limited to {MAX_REFINE_PIXELS} pixels "
+                             f"({analysis.width}x{analysis.height} has {analysis.height * analysis.width})")
+        # autograd back on, also inside a caller's inference_mode (whose tensors it cannot save)
+        with torch.inference_mode(False), torch.enable_grad():
+            t = quality_to_level(self.model, quality).to(self.device)
+            gain = self.net.gains(t)[0].detach()
+            x = pad_to_multiple(image.to(self.device, torch.float32), self.net.downsampling).clone()
+            y, _ = refine_latent(self.net, x, analysis.y.clone() * gain, t, iterations, analysis.height, analysis.width)
+        return Analysis(y=y / gain, height=analysis.height, width=analysis.width)
 
     def round_latent(self, residual: Tensor) -> Tensor:
         """The quantizer of ``y - mean`` (float64): nearest integer. An encoder-side choice only,

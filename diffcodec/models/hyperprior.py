@@ -257,23 +257,54 @@ class VariableRateHyperprior(nn.Module):
 
         ``synthesize=False`` skips the synthesis (``x_hat`` is None) when only the rate is trained.
         """
-        gain, inv_gain = self.gains(t)
-        y = self._transform(self.g_a, x) * gain
+        gain, _ = self.gains(t)
+        return self.forward_latent(self._transform(self.g_a, x) * gain, t, synthesize)
+
+    def forward_latent(self, y: Tensor, t: Tensor, synthesize: bool = True, rate: str = "module",
+                       distortion: str = "ste") -> dict:
+        """:meth:`forward` from the gained latent ``y`` on: what training and encoder-side latent
+        refinement (:mod:`diffcodec.coding.refine`) both differentiate.
+
+        ``rate``: "module" the entropy models' own proxy (uniform noise in training mode, rounding
+        in eval mode), "noise" uniform noise whatever the mode, "rounded" the likelihood of the
+        values the coder will code, with straight-through gradients to ``y``. ``distortion``:
+        "ste" synthesizes the rounded latent (straight-through), "noise" the latent plus uniform
+        noise. The hyper-latent is rounded straight-through in every case, as the coder rounds it.
+        """
+        if rate not in ("module", "noise", "rounded") or distortion not in ("ste", "noise"):
+            raise ValueError(f"unknown rate {rate!r} or distortion {distortion!r}")
+        noisy_rate = True if rate == "noise" else None  # None: the entropy model's mode decides
+        _, inv_gain = self.gains(t)
         z = self._transform(self.h_a, y)
-        _, z_likelihoods = self.entropy_bottleneck(z)
         medians = self.entropy_bottleneck._get_medians()
         z_hat = ste_round(z - medians) + medians
+        z_likelihoods = (self.rounded_z_likelihoods(z_hat) if rate == "rounded"
+                         else self.entropy_bottleneck(z, training=noisy_rate)[1])
         means, scales = self.split_params(self._transform(self.h_s, z_hat))
         y_likelihoods: list[Tensor] = []
 
         def latent(i: int, bounds: tuple[int, int], mu: Tensor, sigma: Tensor) -> Tensor:
             y_i = y[:, bounds[0]:bounds[1]]
-            y_likelihoods.append(self.gaussian_conditional(y_i, sigma, mu)[1])
-            return ste_round(y_i - mu) + mu
+            y_hat_i = ste_round(y_i - mu) + mu
+            if rate == "rounded":
+                likelihood = self.gaussian_conditional._likelihood(y_hat_i, sigma, mu)
+                y_likelihoods.append(self.gaussian_conditional.likelihood_lower_bound(likelihood))
+            else:
+                y_likelihoods.append(self.gaussian_conditional(y_i, sigma, mu, training=noisy_rate)[1])
+            return y_hat_i
 
         y_hat = channel_context_loop(self.slice_bounds(), self.hyper_slice_params(means, scales), latent)
+        if distortion == "noise":
+            y_hat = y + torch.empty_like(y).uniform_(-0.5, 0.5)
         x_hat = self._transform(self.g_s, y_hat * inv_gain) if synthesize else None
         return {"x_hat": x_hat, "likelihoods": {"y": torch.cat(y_likelihoods, dim=1), "z": z_likelihoods}}
+
+    def rounded_z_likelihoods(self, z_hat: Tensor) -> Tensor:
+        """The hyper-latent's likelihoods at ``z_hat`` (already rounded), differentiable in it."""
+        bottleneck = self.entropy_bottleneck
+        values = z_hat.transpose(0, 1).reshape(z_hat.shape[1], 1, -1)  # compressai's (C, 1, N) layout
+        likelihood = bottleneck.likelihood_lower_bound(bottleneck._likelihood(values)[0])
+        return likelihood.reshape(z_hat.shape[1], z_hat.shape[0], *z_hat.shape[2:]).transpose(0, 1)
 
     @torch.no_grad()
     def synthesis_input(self, x: Tensor, t: Tensor) -> Tensor:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import copy
 import math
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,7 @@ from pathlib import Path
 import torch
 
 from diffcodec.models.hyperprior import GDN, ModelConfig, VariableRateHyperprior  # GDN: compressai's, imported quietly there
+from diffcodec.models.precision import PRECISIONS, training_dtype
 from diffcodec.training.data import CropSampler, load_corpus
 from diffcodec.training.loop import (
     RunLog,
@@ -205,10 +207,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
                    help="NHWC memory layout (about 1.5x faster CPU training here)")
-    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="dtype of the four transforms' arithmetic (g_a, g_s, h_a, h_s); weights, optimizer, "
                         "quantization, likelihoods and loss stay fp32. bf16 pays on CPUs with bf16 units "
-                        "(benchmarks/results/train_speed/)")
+                        "(benchmarks/results/train_speed/) and is emulated, several times slower, on others; "
+                        "auto: bf16 where the device has it natively, fp32 elsewhere")
     p.add_argument("--rescale-gains", type=float, default=None,
                    help="on resume, multiply every gain by this factor (inverse gains divided by it): "
                         "finer quantization of an under-scaled latent, which early CPU training "
@@ -304,7 +307,10 @@ def main(argv: list[str] | None = None) -> None:
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     ema = copy.deepcopy(model).eval()
-    model.transform_dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
+    model.transform_dtype, slow = training_dtype(args.precision, device)
+    if slow:
+        print(slow, file=sys.stderr, flush=True)
+    print(f"transforms compute in {str(model.transform_dtype).removeprefix('torch.')}", flush=True)
     if init_ema is not None:  # a snapshot of a model without the context networks leaves them as they are
         try:
             load_learned(ema, init_ema, allow_missing="context.")

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import copy
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +44,7 @@ from diffcodec.models.discriminator import (
     discriminator_loss,
     generator_loss,
 )
-from diffcodec.models.precision import call_in_dtype, memory_format_for
+from diffcodec.models.precision import PRECISIONS, call_in_dtype, memory_format_for, training_dtype
 from diffcodec.realism.schedule import add_noise, alpha_sigma, ddim, interpret, time_grid, v_target
 from diffcodec.training.data import CropSampler, load_corpus
 from diffcodec.training.loop import (
@@ -280,9 +281,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--adv-start", type=int, default=0,
                    help="unrolled: the adversarial term counts from this step (the heads train from the start)")
     p.add_argument("--d-lr", type=float, default=2e-4, help="discriminator heads' learning rate")
-    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                   help="the frozen perceptual networks are bf16 copies and (unrolled) the denoiser computes in "
-                        "bf16 on fp32 master weights (optimizer, EMA and loss stay fp32); pays on CPUs with bf16 units")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="bf16: the frozen perceptual networks are bf16 copies and (unrolled) the denoiser computes "
+                        "in bf16 on fp32 master weights (optimizer, EMA and loss stay fp32); pays on CPUs with bf16 "
+                        "units, emulated and several times slower on others; auto: bf16 where it is native")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
     p.add_argument("--ckpt-every", type=int, default=200)
@@ -331,7 +333,9 @@ def main(argv: list[str] | None = None) -> None:
         added = {"latent_in.weight", "latent_in.bias"}
     if (config.prediction == "r0") != (args.objective == "unrolled"):
         p.error(f"a {config.prediction}-prediction network cannot train with --objective {args.objective}")
-    dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
+    dtype, slow = training_dtype(args.precision, device)
+    if slow:
+        print(slow, file=sys.stderr, flush=True)
     net = ResidualDenoiser(config).to(device, memory_format=memory_format_for(dtype))  # fp32 masters
     if init_ema is not None:
         _load_adding(net, state, added)

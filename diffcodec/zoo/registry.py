@@ -27,14 +27,14 @@ MODELS: dict[int, ModelEntry] = {
         filename="channel-context-cpu2.safetensors",
         sha256="5727d53425bc15ebde8d128e0b1904dbb63d2f10b2fcc11026c7470cc9da58aa",
     ),
-    9: ModelEntry(
-        model_id=9,
-        name="channel-context-res2-cpu8",
-        filename="channel-context-res2-cpu8.safetensors",
-        sha256="fc4cababd3a85cb1cbe6c5ea315c6a2449f178150d43b6f8b3f23c351d1a9c83",
+    10: ModelEntry(
+        model_id=10,
+        name="channel-context-res3-cpu9",
+        filename="channel-context-res3-cpu9.safetensors",
+        sha256="50d199d415fb42bbf18382d67bd0427fe9b1e644fd3628a6537f6797dc2aeb2e",
     ),
 }
-DEFAULT_MODEL_ID = 9
+DEFAULT_MODEL_ID = 10
 
 #: Models whose weights no longer ship (the package keeps its weights under 50 MB): their files
 #: get a clear error naming the last release that decodes them.
@@ -46,6 +46,7 @@ RETIRED: dict[int, tuple[str, str]] = {
     6: ("channel-context-cpu5", "0.6.0"),
     7: ("channel-context-res1-cpu6", "0.7.0"),
     8: ("channel-context-res1-cpu7", "0.8.0"),
+    9: ("channel-context-res2-cpu8", "0.9.0"),
 }
 
 
@@ -78,9 +79,10 @@ class DenoiserEntry:
 #: realism-cc8-cpu3 (realism-cc5-cpu2, trained on model 5's reconstructions with the unrolled
 #: objective, docs/training.md, reading the decoded latent as well as the fidelity image, then on
 #: model 8's) trained further on model 9's with more weight on DISTS and the adversarial term;
-#: its level input is model 5's level scale, which models 6-9 share. Strength 0.5 since release
-#: 0.7.0 (benchmarks/results/realism/strength.json); measured on model 9's files in
-#: benchmarks/results/kodak-model9
+#: its level input is model 5's level scale, which models 6-10 share. Model 10 (model 9 grown by
+#: a block per scale and trained on) uses it as it is. Strength 0.5 since release 0.7.0
+#: (benchmarks/results/realism/strength.json); measured on model 9's files in
+#: benchmarks/results/kodak-model9 (not yet on model 10's)
 REALISM_CC9 = DenoiserEntry(
     filename="realism-cc9-cpu4.safetensors",
     sha256="464219fa2b048cd2e87a204b0eddc972f9c1a027178a8e59c5a46812cab6c471",
@@ -90,7 +92,7 @@ REALISM_CC9 = DenoiserEntry(
 )
 
 #: Realism decoders by codec model id; a model without one decodes in fidelity mode only.
-DENOISERS: dict[int, DenoiserEntry] = {9: REALISM_CC9}
+DENOISERS: dict[int, DenoiserEntry] = {10: REALISM_CC9}
 
 
 class RealismUnavailableError(ValueError):

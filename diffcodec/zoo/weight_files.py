@@ -91,8 +91,12 @@ def safetensors_metadata(data: bytes) -> dict:
     return json.loads(data[8 : 8 + header_len]).get("__metadata__", {})
 
 
+@torch.inference_mode(False)  # ordinary tensors even when the first load happens in a caller's inference
 def load_weights(path: Path, expected_sha256: str | None, name: str = "", model_id: int = 0) -> LoadedModel:
-    """Load and verify a weight file; ``expected_sha256=None`` skips the check (for training runs)."""
+    """Load and verify a weight file; ``expected_sha256=None`` skips the check (for training runs).
+
+    The parameters are never inference tensors, whatever mode the caller is in: encoder-side
+    refinement differentiates through them later (:mod:`diffcodec.coding.refine`)."""
     data, digest = read_verified(path, expected_sha256)
     try:
         tensors = load(data)
