@@ -19,7 +19,7 @@ from PIL import Image
 import bitstream
 from bitstream import DEFAULT_MAX_PIXELS, Header, ModelMismatchError
 from diffcodec.coding.codec import Codec
-from diffcodec.coding.refine import MAX_REFINE_PIXELS
+from diffcodec.coding.refine import check_refinable
 from diffcodec.image_io import (
     ImageInputError,
     SourceImage,
@@ -151,8 +151,8 @@ def compress_detailed(
     source = _as_source(image)
     codec = codec or get_codec(DEFAULT_MODEL_ID, _resolve_device(device))
     h, w = source.rgb.shape[:2]
-    if refine and h * w > MAX_REFINE_PIXELS:
-        raise ValueError(f"refinement is limited to {MAX_REFINE_PIXELS} pixels ({w}x{h} has {w * h})")
+    if refine:
+        check_refinable(h, w)  # before the analysis, not after it
     x = to_tensor(source.rgb)
     analysis = codec.analyse(x)
     alpha = encode_alpha(source.alpha) if source.alpha is not None else None

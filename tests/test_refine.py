@@ -99,7 +99,7 @@ def test_refine_arguments_are_checked_before_any_work(monkeypatch):
     for bad in (-1, 1.5, True):
         with pytest.raises(ValueError, match="refine must be a non-negative integer"):
             diffcodec.compress(rgb, 50, refine=bad)
-    monkeypatch.setattr("diffcodec.api.MAX_REFINE_PIXELS", 500)
+    monkeypatch.setattr("diffcodec.coding.refine.MAX_REFINE_PIXELS", 500)
     with pytest.raises(ValueError, match="refinement is limited to 500 pixels"):
         diffcodec.compress(rgb, 50, refine=1)
     assert diffcodec.compress(rgb, 50)  # without refinement the size limit does not apply

@@ -27,7 +27,7 @@ from torch import Tensor
 from bitstream import SCALE_TABLE, StreamReader, StreamWriter, scale_indices
 from bitstream.entropy import clip_to_codable
 from diffcodec.coding.exact_hyper import ExactHyperSynthesis
-from diffcodec.coding.refine import MAX_REFINE_PIXELS, refine_latent
+from diffcodec.coding.refine import check_refinable, refine_latent
 from diffcodec.models.hyperprior import channel_context_loop
 from diffcodec.tiling import apply_tiled
 from diffcodec.zoo.weight_files import Z_RANGE, LoadedModel
@@ -177,9 +177,7 @@ class Codec:
         code it at that quality only. ``iterations`` 0 returns it as it is."""
         if iterations == 0:
             return analysis
-        if analysis.height * analysis.width > MAX_REFINE_PIXELS:
-            raise ValueError(f"refinement is limited to {MAX_REFINE_PIXELS} pixels "
-                             f"({analysis.width}x{analysis.height} has {analysis.height * analysis.width})")
+        check_refinable(analysis.height, analysis.width)
         # autograd back on, also inside a caller's inference_mode (whose tensors it cannot save)
         with torch.inference_mode(False), torch.enable_grad():
             t = quality_to_level(self.model, quality).to(self.device)

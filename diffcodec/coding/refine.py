@@ -30,6 +30,12 @@ MAX_REFINE_PIXELS = 2**22
 REFINE_SEED = 0
 
 
+def check_refinable(height: int, width: int) -> None:
+    """ValueError (one line) for an image too large to refine: callers check before any work."""
+    if height * width > MAX_REFINE_PIXELS:
+        raise ValueError(f"refinement is limited to {MAX_REFINE_PIXELS} pixels ({width}x{height} has {height * width})")
+
+
 @dataclass(frozen=True)
 class RefineTrace:
     """Real (rounded) cost of the analysis' latent and of the refined one; which was kept."""
