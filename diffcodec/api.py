@@ -33,6 +33,7 @@ from diffcodec.image_io import (
     to_pil,
     to_tensor,
 )
+from diffcodec.models.precision import has_native_bf16
 from diffcodec.realism.decode import decode_realism
 from diffcodec.realism.schedule import MAX_STEPS, SamplerSettings
 from diffcodec.zoo.registry import (
@@ -284,10 +285,17 @@ def decompress(
         lam = codec.rate_lambda(header.quality)
         net = _on(realism_decoder.net, device)
         latent = codec.synthesis_input(y_hat, header.quality) if net.config.latent_channels else None
-        x = decode_realism(x, realism_decoder.level(lam), net, settings,
-                           dtype=torch.bfloat16 if device == "cpu" else torch.float32, latent=latent)
+        x = decode_realism(x, realism_decoder.level(lam), net, settings, dtype=realism_dtype(device), latent=latent)
     rgb = (x[0].permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
     return to_pil(rgb, alpha, header.channels)
+
+
+def realism_dtype(device: str) -> torch.dtype:
+    """What the realism decoder computes in: bf16 on a CPU with bf16 units (about twice as fast
+    as fp32 there), fp32 elsewhere; a CPU without them emulates bf16, several times slower than fp32
+    (benchmarks/results/kodak-model10). Realism pixels may therefore differ slightly between
+    machines; the bitstream and the fidelity image never do."""
+    return torch.bfloat16 if device == "cpu" and has_native_bf16(torch.device(device)) else torch.float32
 
 
 def _check_output(path: Path, force: bool, source: Path) -> None:

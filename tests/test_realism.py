@@ -28,6 +28,7 @@ from diffcodec.zoo.weight_files import (
     export,
     export_denoiser,
     load_denoiser,
+    load_weights,
 )
 
 TINY = DenoiserConfig(width=8, mults=(1, 2), blocks=1, levels=4)
@@ -381,6 +382,22 @@ def test_unrolled_training_resumes_with_its_discriminator_and_exports(tmp_path):
     assert ck["model"]["latent_in.weight"].abs().max() > 0  # it trained
     with pytest.raises(SystemExit):  # a resumed run keeps its network: the first run had no latent input
         train_denoiser.main([*common, "--steps", "4", "--latent"])
+    # --synthesis adds a copy of the codec's g_s, started from the codec's weights, and trains it
+    codec_g_s = load_weights(codec_path, None).net.g_s.state_dict()
+    synth = [*common, "--out", str(tmp_path / "synth"), "--init", str(weights), "--warmup", "0", "--latent",
+             "--adv-weight", "0"]
+    train_denoiser.main([*synth, "--synthesis", "--steps", "2"])
+    ck = torch.load(tmp_path / "synth" / "checkpoint.pt", weights_only=False)
+    assert ck["config"]["synthesis_width"] == 16 and ck["config"]["synthesis_blocks"] == 0
+    assert not torch.equal(ck["model"]["synthesis.g_s.0.weight"], codec_g_s["0.weight"].float())  # it trained
+    assert torch.allclose(ck["model"]["synthesis.g_s.0.weight"], codec_g_s["0.weight"].float(), atol=1e-2)
+    with pytest.raises(SystemExit):  # a resumed run keeps its network: that one had no copy
+        train_denoiser.main([*again, "--latent", "--synthesis", "--steps", "4"])
+    train_denoiser.main([*synth, "--steps", "3"])  # a run with a copy goes on with it
+    export_mod.main([str(tmp_path / "synth" / "checkpoint.pt"), str(weights)])
+    net = load_denoiser(weights, None).net
+    assert net.config.synthesis_width == 16
+    assert decode_realism(x_f, 1.0, net, SamplerSettings(steps=1), latent=torch.randn(1, 24, 2, 3)).shape == x_f.shape
 
 
 def test_unrolled_loss_weights_the_perceptual_terms_by_strength():
@@ -555,6 +572,66 @@ def test_latent_conditioned_decode_tiles_and_matches_the_training_path():
     assert torch.allclose(decoded, (x_f + net.config.residual_scale * r0).clamp(0, 1), atol=1e-6)
 
 
+SYNTHESIS_TINY = DenoiserConfig(**{**LATENT_TINY.to_dict(), "mults": (1, 2, 2), "synthesis_width": 6,
+                                    "synthesis_blocks": 1})
+
+
+def test_synthesis_copy_starts_as_the_codec_and_changes_nothing_until_trained():
+    """A fresh copy of g_s gives x_p = x_f, so a decoder that gains one decodes as before;
+    once the copy moves, the output does (through the gate and the zero-initialised input)."""
+    from diffcodec.models.hyperprior import synthesis_transform
+
+    with pytest.raises(ValueError, match="latent_channels"):
+        DenoiserConfig(prediction="r0", synthesis_width=6)
+    with pytest.raises(ValueError, match="r0"):
+        DenoiserConfig(mults=(1, 2, 2), latent_channels=5, synthesis_width=6)
+    assert DenoiserConfig.from_dict({k: v for k, v in LATENT_TINY.to_dict().items()
+                                     if not k.startswith("synthesis")}) == LATENT_TINY
+    plain = _random_net(LATENT_TINY, 5)
+    torch.manual_seed(1)
+    codec_g_s = synthesis_transform(5, 6, 1).eval()
+    net = ResidualDenoiser(SYNTHESIS_TINY).eval()
+    missing, unexpected = net.load_state_dict(plain.state_dict(), strict=False)
+    assert missing and all(k.startswith("synthesis") for k in missing) and not unexpected
+    net.synthesis.g_s.load_state_dict(codec_g_s.state_dict())
+    r, t, level = torch.randn(2, 3, 32, 48), torch.tensor([0.5, 1.0]), torch.tensor([1.0, 2.0])
+    latent = torch.randn(2, 5, 2, 3)
+    with torch.no_grad():
+        x_f = codec_g_s(latent).clamp(0, 1)
+        same = plain(r, x_f, t, level, latent)
+        assert torch.equal(net(r, x_f, t, level, latent), same)
+        assert torch.equal(net(r, x_f, t, level, latent, net.synthesis(latent)), same)
+        net.synthesis.g_s[0].weight.mul_(1.5)  # the copy drifts from the codec's g_s
+        moved = net(r, x_f, t, level, latent)
+        assert not torch.allclose(moved, same)
+        assert torch.equal(net(r, x_f, t, level, None), plain(r, x_f, t, level, None))  # no latent, no copy
+        net.synthesis_gate.bias.zero_()  # with the gate shut only the (still zero) input would read x_p
+        assert torch.equal(net(r, x_f, t, level, latent), same)
+
+
+def test_synthesis_decode_computes_x_p_once_tiles_and_matches_the_training_path():
+    net = _random_net(SYNTHESIS_TINY, 6)
+    x_f = torch.rand(1, 3, 40, 56)
+    latent = torch.randn(1, 5, 4, 4)
+    settings = SamplerSettings(steps=2, strength=0.8, seed=5)
+    decoded = decode_realism(x_f, 1.0, net, settings, latent=latent)
+    tiled = decode_realism(x_f, 1.0, net, settings, tile=16, halo=32, latent=latent)
+    assert (decoded - tiled).abs().max().item() < 1e-5
+    blind = ResidualDenoiser(LATENT_TINY).eval()
+    blind.load_state_dict(net.state_dict(), strict=False)
+    assert not torch.equal(decoded, decode_realism(x_f, 1.0, blind, settings, latent=latent))  # x_p is read
+    x_f, latent = x_f[..., :32, :48], latent[..., :2, :3]
+    decoded = decode_realism(x_f, 1.0, net, settings, latent=latent)
+    noise = torch.randn(x_f.shape, generator=torch.Generator().manual_seed(5))
+    _, s_start = alpha_sigma(torch.tensor([0.8]))
+    level = torch.tensor([1.0])
+    with torch.no_grad():  # training computes x_p inside the network call
+        r0 = ddim(lambda r, t: interpret("r0", r, net(r, x_f, t, level, latent), t), s_start * noise,
+                  time_grid(torch.tensor([0.8]), 2))
+    assert torch.allclose(decoded, (x_f + net.config.residual_scale * r0).clamp(0, 1), atol=1e-6)
+    assert torch.equal(decode_realism(x_f, 1.0, net, SamplerSettings(steps=2, strength=0.0), latent=latent), x_f)
+
+
 def test_decompress_hands_the_synthesis_input_to_a_latent_reading_decoder(tmp_path):
     import diffcodec
     from diffcodec import api
@@ -581,3 +658,14 @@ def test_decompress_hands_the_synthesis_input_to_a_latent_reading_decoder(tmp_pa
     finally:
         api._on.cache_clear()
     assert reading.shape == not_reading.shape and not np.array_equal(reading, not_reading)
+
+
+def test_realism_decodes_in_bf16_only_where_the_cpu_has_bf16_units(monkeypatch):
+    """Emulated bf16 made a realism decode several times slower than fp32 (5.4 s per Kodak image)."""
+    from diffcodec import api
+
+    monkeypatch.setattr(api, "has_native_bf16", lambda device: False)
+    assert api.realism_dtype("cpu") == torch.float32
+    monkeypatch.setattr(api, "has_native_bf16", lambda device: True)
+    assert api.realism_dtype("cpu") == torch.bfloat16
+    assert api.realism_dtype("cuda") == torch.float32

@@ -6,6 +6,13 @@ lost), conditioned on ``x_f`` itself, the diffusion time and the rate level. Eve
 runs at 1/4 resolution and below (pixel-unshuffle by 4 first), because a full-resolution
 U-Net costs seconds per step on a 2-core CPU.
 
+With ``synthesis_width`` the network also owns a trainable copy of the codec's synthesis
+transform g_s, started from the codec's weights: it decodes the latent a second time into a
+"perceptual" image ``x_p`` that training pulls towards the perceptual losses. The U-Net reads
+``x_p`` and adds a time- and rate-gated share of ``x_p - x_f`` to its prediction, so what the
+latent holds reaches the output through a full-resolution decoder instead of only through the
+1/16 level (No-GAN / MS-ILLM train the whole decoder this way; here it rides the diffusion steps).
+
 The sampler lives in :mod:`diffcodec.realism.schedule` (which also turns either output into
 the clean residual and the noise: :func:`~diffcodec.realism.schedule.interpret`); this module
 only defines the network.
@@ -18,6 +25,8 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from diffcodec.models.hyperprior import synthesis_transform
 
 
 #: the codec's latent is at 1/16 of the image resolution
@@ -41,6 +50,11 @@ class DenoiserConfig:
     # the rate gain, this many channels at 1/16 resolution), added at the U-Net's 1/16 level;
     # 0: on the fidelity image only (every file before realism-cc5-cpu2)
     latent_channels: int = 0
+    # > 0: a trainable copy of the codec's g_s with this many hidden channels (and
+    # ``synthesis_blocks`` residual blocks per scale) turns the latent into a second image x_p
+    # (see the module docstring); 0: none (every file before realism-cc10-cpu5)
+    synthesis_width: int = 0
+    synthesis_blocks: int = 0
 
     def __post_init__(self) -> None:
         if self.width <= 0 or not self.mults or self.blocks < 1:
@@ -51,6 +65,10 @@ class DenoiserConfig:
             raise ValueError("latent_channels must be >= 0")
         if self.latent_channels and self.unshuffle * 2 ** (len(self.mults) - 1) != LATENT_STRIDE:
             raise ValueError(f"latent conditioning needs the U-Net's lowest level at 1/{LATENT_STRIDE} resolution")
+        if self.synthesis_width < 0 or self.synthesis_blocks < 0:
+            raise ValueError("synthesis_width and synthesis_blocks must be >= 0")
+        if self.synthesis_width and (not self.latent_channels or self.prediction != "r0"):
+            raise ValueError("a synthesis copy needs latent_channels and the clean-residual ('r0') prediction")
 
     def to_dict(self) -> dict:
         return {**asdict(self), "mults": list(self.mults)}
@@ -110,6 +128,18 @@ class ResBlock(nn.Module):
         return self.skip(x) + self.conv2(F.silu(h))
 
 
+class ClampedSynthesis(nn.Module):
+    """The realism decoder's own g_s: latent (B, m, h, w) -> image (B, 3, 16 h, 16 w) in [0, 1], fp32 out."""
+
+    def __init__(self, m: int, width: int, residual_blocks: int):
+        super().__init__()
+        self.g_s = synthesis_transform(m, width, residual_blocks)
+
+    def forward(self, latent: Tensor) -> Tensor:
+        dtype = self.g_s[0].weight.dtype  # bf16 when trained through models.precision.call_in_dtype
+        return self.g_s(latent.to(dtype)).float().clamp(0, 1)
+
+
 class ResidualDenoiser(nn.Module):
     """v-prediction for the residual ``r_t`` given ``x_f``; a zero network output means 'add nothing'."""
 
@@ -155,6 +185,17 @@ class ResidualDenoiser(nn.Module):
         self.out = nn.Conv2d(cur, 3 * u * u, 3, padding=1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
+        if config.synthesis_width:
+            self.synthesis = ClampedSynthesis(config.latent_channels, config.synthesis_width, config.synthesis_blocks)
+            self.synthesis_in = nn.Conv2d(3 * u * u, c, 3, padding=1)  # zero-initialised, as latent_in
+            nn.init.zeros_(self.synthesis_in.weight)
+            nn.init.zeros_(self.synthesis_in.bias)
+            # share of x_p - x_f added to the prediction, per output channel, from time and rate;
+            # it starts at 1, where the copy still equals the codec's g_s (x_p = x_f): nothing changes
+            # at first, but the copy's gradient flows from the first step
+            self.synthesis_gate = nn.Linear(emb, 3 * u * u)
+            nn.init.zeros_(self.synthesis_gate.weight)
+            nn.init.ones_(self.synthesis_gate.bias)
 
     @property
     def multiple(self) -> int:
@@ -162,11 +203,14 @@ class ResidualDenoiser(nn.Module):
         return self.config.unshuffle * 2 ** (len(self.config.mults) - 1)
 
     def forward(self, r_t: Tensor, x_f: Tensor | None, t: Tensor, level: Tensor,
-                latent: Tensor | None = None) -> Tensor:
+                latent: Tensor | None = None, x_p: Tensor | None = None) -> Tensor:
         """r_t, x_f: (B, 3, H, W); t in [0, 1] and level in [0, levels-1]: (B,). ``x_f=None``: unconditional.
 
         ``latent`` (B, latent_channels, H/16, W/16): the synthesis transform's input, for a
-        network with ``latent_channels``; ``None`` leaves that condition out.
+        network with ``latent_channels``; ``None`` leaves that condition out. ``x_p``: this
+        network's ``synthesis(latent)`` where the caller has it already (it does not depend on
+        ``r_t`` or ``t``, so a decode computes it once); else, with ``synthesis_width``, it is
+        computed from ``latent``.
         """
         u = self.config.unshuffle
         dtype = self.inp.weight.dtype  # bf16 when trained through models.precision.call_in_dtype
@@ -176,6 +220,10 @@ class ResidualDenoiser(nn.Module):
                                     _embedding(level / (self.config.levels - 1), self.config.width)],
                                    dim=1).to(dtype))
         h = self.inp(torch.cat([r, cond], dim=1).to(dtype))
+        synthesis = bool(self.config.synthesis_width) and x_f is not None and (x_p is not None or latent is not None)
+        if synthesis:
+            x_p = self.synthesis(latent) if x_p is None else x_p
+            h = h + self.synthesis_in(F.pixel_unshuffle(x_p * 2 - 1, u).to(dtype))
         hs = [h]
         last = len(self.down) - 1
         for i, blocks in enumerate(self.down):
@@ -193,4 +241,8 @@ class ResidualDenoiser(nn.Module):
                 h = block(torch.cat([h, hs.pop()], dim=1), emb)
             if i < len(self.upsample):
                 h = self.upsample[i](F.interpolate(h, scale_factor=2.0, mode="nearest"))
-        return F.pixel_shuffle(self.out(F.silu(self.out_norm(h))), u)
+        out = self.out(F.silu(self.out_norm(h)))
+        if synthesis:
+            gate = self.synthesis_gate(emb)[:, :, None, None]
+            out = out + gate * F.pixel_unshuffle((x_p - x_f) / self.config.residual_scale, u).to(out.dtype)
+        return F.pixel_shuffle(out, u)

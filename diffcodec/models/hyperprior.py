@@ -115,6 +115,19 @@ def transform(layers: list[nn.Module], blocks_after: dict[int, int], channels: i
     return ResidualTransform(layers, blocks_after, channels)
 
 
+def synthesis_transform(m: int, width: int, residual_blocks: int) -> nn.Module:
+    """g_s: ``m`` latent channels at 1/16 resolution -> an RGB image (four stride-2 deconvolutions).
+
+    The codec's fidelity decoder, and the realism decoder's own trainable copy of it
+    (:class:`diffcodec.models.denoiser.ResidualDenoiser`), which starts from the codec's weights.
+    """
+    w, k = width, residual_blocks
+    return transform(
+        [_deconv(m, w), GDN(w, inverse=True), _deconv(w, w), GDN(w, inverse=True),
+         _deconv(w, w), GDN(w, inverse=True), _deconv(w, 3)], {1: k, 3: k}, w
+    )
+
+
 SliceParams = Callable[[int, list[Tensor]], tuple[Tensor, Any]]  # (slice, decoded slices before it) -> (mean, scale)
 SliceLatent = Callable[[int, tuple[int, int], Tensor, Any], Tensor]  # (slice, channels, mean, scale) -> decoded slice
 
@@ -164,10 +177,7 @@ class VariableRateHyperprior(nn.Module):
         self.g_a = transform(
             [_conv(3, w), GDN(w), _conv(w, w), GDN(w), _conv(w, w), GDN(w), _conv(w, m)], {3: k, 5: k}, w
         )
-        self.g_s = transform(
-            [_deconv(m, w), GDN(w, inverse=True), _deconv(w, w), GDN(w, inverse=True),
-             _deconv(w, w), GDN(w, inverse=True), _deconv(w, 3)], {1: k, 3: k}, w
-        )
+        self.g_s = synthesis_transform(m, w, k)
         self.h_a = nn.Sequential(
             _conv(m, n, 3, 1), nn.ReLU(), _conv(n, n), nn.ReLU(), _conv(n, n)
         )

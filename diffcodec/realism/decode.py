@@ -30,7 +30,8 @@ def decode_realism(x_f: Tensor, level: float, denoiser: ResidualDenoiser, settin
     """x_f: (1, 3, H, W) fidelity reconstruction in [0, 1] -> realism reconstruction, same shape.
 
     ``latent``: the synthesis transform's input (1, C, >= H/16, >= W/16), read by a denoiser
-    with ``latent_channels`` (and ignored by one without).
+    with ``latent_channels`` (and ignored by one without). A denoiser with its own synthesis
+    copy decodes it once, in the same tiles, into the image ``x_p`` that every step reads.
 
     Repeated decodes on one machine with the same thread count give the same pixels (seeded
     noise). Across thread counts oneDNN's convolutions sum in another order, so pixels may
@@ -48,22 +49,29 @@ def decode_realism(x_f: Tensor, level: float, denoiser: ResidualDenoiser, settin
     cond = F.pad(x_f, (0, (-w) % s, 0, (-h) % s), mode="replicate")
     level_t = torch.full((cond.shape[0],), float(level), device=device)
     use_latent = latent is not None and denoiser.config.latent_channels > 0
+    use_synthesis = use_latent and denoiser.config.synthesis_width > 0
     if use_latent:
         latent = latent[..., :cond.shape[-2] // s, :cond.shape[-1] // s].to(device, torch.float32)
+    images, x_p = 2, None  # r_t, x_f (and x_p) travel as one unshuffled grid
+    if use_synthesis:
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+            x_p = apply_tiled(denoiser.synthesis, latent, Fraction(s), tile // s, halo // s).float()
+        images = 3
 
     def predict(r_t: Tensor, t: Tensor, conditional: bool) -> tuple[Tensor, Tensor]:
         def net(grid: Tensor) -> Tensor:
             # r_t and x_f unshuffled onto the network's coarsest grid (the latent's), so that one
             # tiling cuts them and the latent alike
-            pair = F.pixel_shuffle(grid[:, :6 * s * s], s).contiguous(memory_format=torch.channels_last)
+            pair = F.pixel_shuffle(grid[:, :3 * images * s * s], s).contiguous(memory_format=torch.channels_last)
             r_t = pair[:, :3]
-            lat = grid[:, 6 * s * s:] if use_latent and conditional else None
+            lat = grid[:, 3 * images * s * s:] if use_latent and conditional else None
+            x_p_tile = pair[:, 6:9] if use_synthesis and conditional else None
             with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
-                out = denoiser(r_t, pair[:, 3:] if conditional else None, t, level_t, lat).float()
+                out = denoiser(r_t, pair[:, 3:6] if conditional else None, t, level_t, lat, x_p_tile).float()
                 r0, eps = interpret(denoiser.config.prediction, r_t, out, t)
             return F.pixel_unshuffle(torch.cat([r0, eps], dim=1).float(), s)
 
-        grid = F.pixel_unshuffle(torch.cat([r_t, cond], dim=1), s)
+        grid = F.pixel_unshuffle(torch.cat([r_t, cond, x_p] if use_synthesis else [r_t, cond], dim=1), s)
         if use_latent:
             grid = torch.cat([grid, latent], dim=1)
         # every network evaluation is tiled (not the whole sampling), so tiles never drift apart

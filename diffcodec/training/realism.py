@@ -13,7 +13,10 @@ image to the most realistic one. Encoder and entropy model stay frozen: files do
 ``--latent`` also conditions the network on the synthesis transform's input (the decoded
 latent over the rate gain, at 1/16 resolution: what the fidelity image was made from, before
 g_s smoothed it); added to a network from ``--init``, that input starts at zero, so the run
-starts from the given decoder. ``--init`` takes a snapshot directory or a shipped denoiser file.
+starts from the given decoder. ``--synthesis`` gives the network its own copy of the codec's
+synthesis transform, started from the codec's weights and trained by the same loss (the
+decoder-side perceptual training of No-GAN and MS-ILLM, here feeding the diffusion steps);
+added to a network from ``--init``, it too leaves the first decode unchanged. ``--init`` takes a snapshot directory or a shipped denoiser file.
 
 ``--objective diffusion`` (``realism-cc4-cpu1``):
 per crop: a random rate level, the frozen codec's fidelity reconstruction ``x_f`` (real
@@ -156,6 +159,8 @@ def unrolled_loss(net: ResidualDenoiser, codec_net, x: torch.Tensor, objective: 
     latent = codec_net.synthesis_input(x, level)
     x_f = codec_net.synthesize(latent)  # = codec_net.reconstruct(x, level)
     latent = latent if net.config.latent_channels else None
+    # the network's own g_s copy: once per batch, as a decode computes it once per image
+    x_p = call_in_dtype(net.synthesis, dtype, latent) if net.config.synthesis_width else None
     if lambda_range is not None:
         level = denoiser_level(codec_net.level_lambda(level), lambda_range, net.config.levels)
     n_full = round(b * objective.full_strength_fraction)
@@ -167,7 +172,7 @@ def unrolled_loss(net: ResidualDenoiser, codec_net, x: torch.Tensor, objective: 
     r = s_start * torch.randn_like(x)
 
     def predict(r_t: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = call_in_dtype(net, dtype, r_t, x_f, t, level, latent)
+        out = call_in_dtype(net, dtype, r_t, x_f, t, level, latent, x_p)
         return interpret(net.config.prediction, r_t, out, t)
 
     x_hat = (x_f + net.config.residual_scale * ddim(predict, r, times)).clamp(0, 1)
@@ -258,6 +263,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--latent", action="store_true",
                    help="condition the network on the decoded latent too (added, zero-initialised, to a "
                         "network from --init, which then starts out decoding as before)")
+    p.add_argument("--synthesis", action="store_true",
+                   help="give the network its own trainable copy of the codec's synthesis transform, started "
+                        "from the codec's weights (needs the latent input; added to a network from --init, "
+                        "which then starts out decoding as before)")
     p.add_argument("--p-uncond", type=float, default=0.1)
     p.add_argument("--lpips-weight", type=float, default=None,
                    help="LPIPS-Alex term [default: 1 with --objective unrolled, else 0]")
@@ -331,6 +340,16 @@ def main(argv: list[str] | None = None) -> None:
             p.error("--latent starts a run (from --init or afresh), not a resumed one")
         config = DenoiserConfig.from_dict({**config.to_dict(), "latent_channels": codec_net.config.m})
         added = {"latent_in.weight", "latent_in.bias"}
+    synthesis_added = args.synthesis and not config.synthesis_width
+    if synthesis_added:  # a copy of the codec's g_s, then zero-initialised inputs and a unit gate
+        if ck is not None:
+            p.error("--synthesis starts a run (from --init or afresh), not a resumed one")
+        if not config.latent_channels or args.objective != "unrolled":
+            p.error("--synthesis needs the latent input (--latent) and --objective unrolled")
+        c = codec_net.config
+        config = DenoiserConfig.from_dict({**config.to_dict(), "synthesis_width": c.transform_width or c.n,
+                                           "synthesis_blocks": c.residual_blocks})
+        added |= {k for k in ResidualDenoiser(config).state_dict() if k.startswith("synthesis")}
     if (config.prediction == "r0") != (args.objective == "unrolled"):
         p.error(f"a {config.prediction}-prediction network cannot train with --objective {args.objective}")
     dtype, slow = training_dtype(args.precision, device)
@@ -342,6 +361,9 @@ def main(argv: list[str] | None = None) -> None:
     ema = copy.deepcopy(net).eval()
     if init_ema is not None:
         _load_adding(ema, init_ema, added)
+    if synthesis_added:
+        for copy_of_codec in (net, ema):
+            copy_of_codec.synthesis.g_s.load_state_dict(codec_net.g_s.state_dict())
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=0.0)
     optimizers = {"opt": opt}
     heads = None

@@ -76,23 +76,22 @@ class DenoiserEntry:
     strength: float = 1.0
 
 
-#: realism-cc8-cpu3 (realism-cc5-cpu2, trained on model 5's reconstructions with the unrolled
-#: objective, docs/training.md, reading the decoded latent as well as the fidelity image, then on
-#: model 8's) trained further on model 9's with more weight on DISTS and the adversarial term;
-#: its level input is model 5's level scale, which models 6-10 share. Model 10 (model 9 grown by
-#: a block per scale and trained on) uses it as it is. Strength 0.5 since release 0.7.0
-#: (benchmarks/results/realism/strength.json); measured on model 9's files in
-#: benchmarks/results/kodak-model9 (not yet on model 10's)
-REALISM_CC9 = DenoiserEntry(
-    filename="realism-cc9-cpu4.safetensors",
-    sha256="464219fa2b048cd2e87a204b0eddc972f9c1a027178a8e59c5a46812cab6c471",
+#: realism-cc9-cpu4 (the lineage of realism-cc5-cpu2: the unrolled objective, docs/training.md,
+#: reading the decoded latent as well as the fidelity image) given its own copy of the codec's
+#: synthesis transform (--synthesis, started from model 10's g_s) and trained on model 10's
+#: reconstructions; its level input is model 5's level scale, which models 6-10 share. Steps and
+#: strength as its predecessor's; measured against it on model 10's files in
+#: benchmarks/results/realism/cc10-vs-cc9 (6 Kodak images)
+REALISM_CC10 = DenoiserEntry(
+    filename="realism-cc10-cpu5.safetensors",
+    sha256="d58fa2756fa12b6f2fd816c5429b8b5ce164cb4f8d88e815030751ebabb53b6e",
     lambda_range=(0.0002173627528885617, 0.13),
     steps=2,
     strength=0.5,
 )
 
 #: Realism decoders by codec model id; a model without one decodes in fidelity mode only.
-DENOISERS: dict[int, DenoiserEntry] = {10: REALISM_CC9}
+DENOISERS: dict[int, DenoiserEntry] = {10: REALISM_CC10}
 
 
 class RealismUnavailableError(ValueError):
