@@ -293,7 +293,7 @@ def decompress(
 def realism_dtype(device: str) -> torch.dtype:
     """What the realism decoder computes in: bf16 on a CPU with bf16 units (about twice as fast
     as fp32 there), fp32 elsewhere; a CPU without them emulates bf16, several times slower than fp32
-    (benchmarks/results/kodak-model10). Realism pixels may therefore differ slightly between
+    (benchmarks/results/realism/cc10-vs-cc9/fp32-decode). Realism pixels may therefore differ slightly between
     machines; the bitstream and the fidelity image never do."""
     return torch.bfloat16 if device == "cpu" and has_native_bf16(torch.device(device)) else torch.float32
 

@@ -16,7 +16,8 @@ g_s smoothed it); added to a network from ``--init``, that input starts at zero,
 starts from the given decoder. ``--synthesis`` gives the network its own copy of the codec's
 synthesis transform, started from the codec's weights and trained by the same loss (the
 decoder-side perceptual training of No-GAN and MS-ILLM, here feeding the diffusion steps);
-added to a network from ``--init``, it too leaves the first decode unchanged. ``--init`` takes a snapshot directory or a shipped denoiser file.
+added to a network from ``--init``, it too leaves the first decode unchanged. ``--init`` takes
+a snapshot directory or a shipped denoiser file.
 
 ``--objective diffusion`` (``realism-cc4-cpu1``):
 per crop: a random rate level, the frozen codec's fidelity reconstruction ``x_f`` (real
@@ -349,13 +350,14 @@ def main(argv: list[str] | None = None) -> None:
         c = codec_net.config
         config = DenoiserConfig.from_dict({**config.to_dict(), "synthesis_width": c.transform_width or c.n,
                                            "synthesis_blocks": c.residual_blocks})
-        added |= {k for k in ResidualDenoiser(config).state_dict() if k.startswith("synthesis")}
     if (config.prediction == "r0") != (args.objective == "unrolled"):
         p.error(f"a {config.prediction}-prediction network cannot train with --objective {args.objective}")
     dtype, slow = training_dtype(args.precision, device)
     if slow:
         print(slow, file=sys.stderr, flush=True)
     net = ResidualDenoiser(config).to(device, memory_format=memory_format_for(dtype))  # fp32 masters
+    if synthesis_added:  # the copy and its input and gate are new: absent from the --init weights
+        added |= {k for k in net.state_dict() if k.startswith("synthesis")}
     if init_ema is not None:
         _load_adding(net, state, added)
     ema = copy.deepcopy(net).eval()
