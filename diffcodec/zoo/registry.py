@@ -77,23 +77,22 @@ class DenoiserEntry:
     strength: float = 1.0
 
 
-#: realism-cc9-cpu4 (the lineage of realism-cc5-cpu2: the unrolled objective, docs/training.md,
-#: reading the decoded latent as well as the fidelity image) given its own copy of the codec's
-#: synthesis transform (--synthesis, started from model 10's g_s) and trained on model 10's
-#: reconstructions; its level input is model 5's level scale, which models 6-11 share. Steps and
-#: strength as its predecessor's; measured against it on model 10's files in
-#: benchmarks/results/realism/cc10-vs-cc9 (6 Kodak images). Model 11 (model 10 trained on) uses
-#: it as it is; measured on model 11's files in benchmarks/results/realism/cc10-on-model11
-REALISM_CC10 = DenoiserEntry(
-    filename="realism-cc10-cpu5.safetensors",
-    sha256="d58fa2756fa12b6f2fd816c5429b8b5ce164cb4f8d88e815030751ebabb53b6e",
+#: realism-cc10-cpu5 (the lineage of realism-cc5-cpu2: the unrolled objective, docs/training.md,
+#: reading the decoded latent and its own trainable copy of the codec's synthesis transform as
+#: well as the fidelity image) trained further on model 11's reconstructions with half the pixel
+#: MSE weight (15); its level input is model 5's level scale, which models 6-11 share. Steps and
+#: strength as its predecessor's; measured against it on model 11's files in
+#: benchmarks/results/realism/cc11-on-model11 (6 Kodak images; realism-cc10-cpu5 in cc10-on-model11)
+REALISM_CC11 = DenoiserEntry(
+    filename="realism-cc11-cpu6.safetensors",
+    sha256="7d580b1f1f7c26ff20877e143bc46cfb6c635922fc2a43cf19f0b68ac54e448c",
     lambda_range=(0.0002173627528885617, 0.13),
     steps=2,
     strength=0.5,
 )
 
 #: Realism decoders by codec model id; a model without one decodes in fidelity mode only.
-DENOISERS: dict[int, DenoiserEntry] = {11: REALISM_CC10}
+DENOISERS: dict[int, DenoiserEntry] = {11: REALISM_CC11}
 
 
 class RealismUnavailableError(ValueError):
