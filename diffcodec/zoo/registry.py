@@ -27,14 +27,14 @@ MODELS: dict[int, ModelEntry] = {
         filename="channel-context-cpu2.safetensors",
         sha256="5727d53425bc15ebde8d128e0b1904dbb63d2f10b2fcc11026c7470cc9da58aa",
     ),
-    11: ModelEntry(
-        model_id=11,
-        name="channel-context-res3-cpu10",
-        filename="channel-context-res3-cpu10.safetensors",
-        sha256="93dbc1b2cd3f43c6e16809328121c10bf290a0b380d4049c34509fcae1a04513",
+    12: ModelEntry(
+        model_id=12,
+        name="channel-context-res3-cpu11",
+        filename="channel-context-res3-cpu11.safetensors",
+        sha256="00dc2bd04125ea95c9fecd8338a9d555a747a354ab8f62da8e2f35c4e2513299",
     ),
 }
-DEFAULT_MODEL_ID = 11
+DEFAULT_MODEL_ID = 12
 
 #: Models whose weights no longer ship (the package keeps its weights under 50 MB): their files
 #: get a clear error naming the last release that decodes them.
@@ -48,6 +48,7 @@ RETIRED: dict[int, tuple[str, str]] = {
     8: ("channel-context-res1-cpu7", "0.8.0"),
     9: ("channel-context-res2-cpu8", "0.9.0"),
     10: ("channel-context-res3-cpu9", "0.11.0"),
+    11: ("channel-context-res3-cpu10", "0.13.0"),
 }
 
 
@@ -80,9 +81,11 @@ class DenoiserEntry:
 #: realism-cc10-cpu5 (the lineage of realism-cc5-cpu2: the unrolled objective, docs/training.md,
 #: reading the decoded latent and its own trainable copy of the codec's synthesis transform as
 #: well as the fidelity image) trained further on model 11's reconstructions with half the pixel
-#: MSE weight (15); its level input is model 5's level scale, which models 6-11 share. Steps and
+#: MSE weight (15); its level input is model 5's level scale, which models 6-12 share. Steps and
 #: strength as its predecessor's; measured against it on model 11's files in
-#: benchmarks/results/realism/cc11-on-model11 (6 Kodak images; realism-cc10-cpu5 in cc10-on-model11)
+#: benchmarks/results/realism/cc11-on-model11 (6 Kodak images; realism-cc10-cpu5 in cc10-on-model11).
+#: Model 12 (model 11 trained on) uses it as it is; measured on model 12's files in
+#: benchmarks/results/realism/cc11-on-model12
 REALISM_CC11 = DenoiserEntry(
     filename="realism-cc11-cpu6.safetensors",
     sha256="7d580b1f1f7c26ff20877e143bc46cfb6c635922fc2a43cf19f0b68ac54e448c",
@@ -92,7 +95,7 @@ REALISM_CC11 = DenoiserEntry(
 )
 
 #: Realism decoders by codec model id; a model without one decodes in fidelity mode only.
-DENOISERS: dict[int, DenoiserEntry] = {11: REALISM_CC11}
+DENOISERS: dict[int, DenoiserEntry] = {12: REALISM_CC11}
 
 
 class RealismUnavailableError(ValueError):
