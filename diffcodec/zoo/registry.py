@@ -78,24 +78,22 @@ class DenoiserEntry:
     strength: float = 1.0
 
 
-#: realism-cc10-cpu5 (the lineage of realism-cc5-cpu2: the unrolled objective, docs/training.md,
+#: realism-cc11-cpu6 (the lineage of realism-cc5-cpu2: the unrolled objective, docs/training.md,
 #: reading the decoded latent and its own trainable copy of the codec's synthesis transform as
-#: well as the fidelity image) trained further on model 11's reconstructions with half the pixel
-#: MSE weight (15); its level input is model 5's level scale, which models 6-12 share. Steps and
-#: strength as its predecessor's; measured against it on model 11's files in
-#: benchmarks/results/realism/cc11-on-model11 (6 Kodak images; realism-cc10-cpu5 in cc10-on-model11).
-#: Model 12 (model 11 trained on) uses it as it is; measured on model 12's files in
-#: benchmarks/results/realism/cc11-on-model12
-REALISM_CC11 = DenoiserEntry(
-    filename="realism-cc11-cpu6.safetensors",
-    sha256="7d580b1f1f7c26ff20877e143bc46cfb6c635922fc2a43cf19f0b68ac54e448c",
+#: well as the fidelity image) trained further on model 12's reconstructions with the pixel MSE
+#: weight lowered again (15 -> 10); its level input is model 5's level scale, which models 6-12
+#: share. Steps and strength as its predecessor's; measured against it on model 12's files in
+#: benchmarks/results/realism/cc12-on-model12 (6 Kodak images; realism-cc11-cpu6 in cc11-on-model12)
+REALISM_CC12 = DenoiserEntry(
+    filename="realism-cc12-cpu7.safetensors",
+    sha256="4b6e2b40719efd497aa2d84446a3e0e108014d6dbdcf35d37158b6a27275ec65",
     lambda_range=(0.0002173627528885617, 0.13),
     steps=2,
     strength=0.5,
 )
 
 #: Realism decoders by codec model id; a model without one decodes in fidelity mode only.
-DENOISERS: dict[int, DenoiserEntry] = {12: REALISM_CC11}
+DENOISERS: dict[int, DenoiserEntry] = {12: REALISM_CC12}
 
 
 class RealismUnavailableError(ValueError):
