@@ -3,10 +3,16 @@
     python -m benchmarks.train_speed --out benchmarks/results/train_speed/speed.json
     python -m benchmarks.train_speed --equal-steps 300 --out benchmarks/results/train_speed/equal.json
     python -m benchmarks.train_speed --model realism --crop 128 --out benchmarks/results/train_speed/realism.json
+    python -m benchmarks.train_speed --model realism --crop 128 --precisions fp32 --ablate dists adv \
+        --out benchmarks/results/train_speed/realism-terms.json
 
 ``--model realism`` times the realism decoder's training step instead (the default model's
 denoiser on the frozen default codec, ``--objective unrolled`` with the shipped decoder's loss:
 unrolled DDIM steps, LPIPS, DISTS, projected discriminator and both optimizer steps).
+``--ablate`` also times that step without each named term (its weight zero; ``adv``: no
+discriminator at all), so each term's share of the step is measured, not guessed;
+``--d-condition`` times it with conditional discriminator heads. ``--precisions`` picks the
+timed precisions (bf16 is emulated, and several times slower, on CPUs without bf16 units).
 
 Speed: one full training step (forward, backward, gradient clipping, Adam) of the shipped
 default model on the same batches, timed alone, in ``--rounds`` alternating rounds per
@@ -118,25 +124,31 @@ def time_precision(init: Path, precision: str, work: list, warmup: int, residual
 REALISM_OBJECTIVE = UnrolledObjective(unroll=(1, 2), pixel_mse_weight=30.0, dists_weight=2.0, adv_weight=0.5)
 
 
-def time_realism(precision: str, work: list, warmup: int) -> list[float]:
+def time_realism(precision: str, work: list, warmup: int, without: str | None = None,
+                 conditional: bool = False) -> list[float]:
     """Seconds per realism training step for each batch after ``warmup`` untimed ones; the
     random draws of step ``i`` (levels, strengths, noise, unrolled steps) are the same in every
-    precision."""
+    precision. ``without``: a term of the loss left out (``lpips``, ``dists`` or ``adv``)."""
     dtype = DTYPES[precision]
+    objective = REALISM_OBJECTIVE
+    if without is not None:
+        objective = UnrolledObjective(**{**objective.__dict__, f"{without}_weight": 0.0})
     codec_net = copy.deepcopy(load_model(DEFAULT_MODEL_ID).net).float().eval().requires_grad_(False)
     shipped = load_denoiser(WEIGHTS_DIR / DENOISERS[DEFAULT_MODEL_ID].filename, None).net
     net = ResidualDenoiser(shipped.config)
     net.load_state_dict(shipped.state_dict())
     net = net.to(memory_format=memory_format_for(dtype)).train()
-    heads = ProjectedHeads(AlexNetFeatures.channels)
-    optimizers = {"opt": torch.optim.AdamW(net.parameters(), lr=1e-5, weight_decay=0.0),
-                  "d_opt": torch.optim.Adam(heads.parameters(), lr=2e-4, betas=(0.5, 0.999))}
-    lpips, dists = perceptual_networks(True, True, dtype)
+    optimizers = {"opt": torch.optim.AdamW(net.parameters(), lr=1e-5, weight_decay=0.0)}
+    heads = None
+    if objective.adv_weight > 0:
+        heads = ProjectedHeads(AlexNetFeatures.channels, conditional=conditional)
+        optimizers["d_opt"] = torch.optim.Adam(heads.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    lpips, dists = perceptual_networks(True, objective.dists_weight > 0, dtype)
     guard, times = SkipNonFinite(), []
     for i, (x, _) in enumerate(work):
         start = time.perf_counter()
         torch.manual_seed(i)
-        stats = unrolled_loss(net, codec_net, x, REALISM_OBJECTIVE, lpips, dists, heads, dtype)
+        stats = unrolled_loss(net, codec_net, x, objective, lpips, dists, heads, dtype)
         optimisation_step(stats, net, heads, optimizers, guard, i)["loss"].item()
         if i >= warmup:
             times.append(time.perf_counter() - start)
@@ -178,6 +190,11 @@ def main(argv: list[str] | None = None) -> None:
                    help="also time the network with g_a and g_s widened to this many channels (bf16 only)")
     p.add_argument("--model", choices=("fidelity", "realism"), default="fidelity",
                    help="whose training step to time (realism: timing only, no --equal-steps)")
+    p.add_argument("--precisions", nargs="+", choices=tuple(DTYPES), default=list(DTYPES),
+                   help="timed precisions (speed only)")
+    p.add_argument("--ablate", nargs="+", choices=("lpips", "dists", "adv"), default=[],
+                   help="realism: also time the step without each of these terms")
+    p.add_argument("--d-condition", action="store_true", help="realism: time conditional discriminator heads")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -186,13 +203,19 @@ def main(argv: list[str] | None = None) -> None:
     if args.model == "realism" and (args.equal_steps or args.residual_blocks or args.transform_width or args.init):
         p.error("--model realism times the shipped realism decoder only "
                 "(no --equal-steps, --residual-blocks, --transform-width, --init)")
+    if args.model != "realism" and (args.ablate or args.d_condition):
+        p.error("--ablate and --d-condition time terms of the realism decoder's loss (--model realism)")
+    if args.equal_steps and args.precisions != list(DTYPES):
+        p.error("--equal-steps compares both precisions")
+    if (args.residual_blocks or args.transform_width) and "bf16" not in args.precisions:
+        p.error("--residual-blocks and --transform-width are timed in bf16")
     result: dict = {"command": "python -m benchmarks.train_speed " + " ".join(argv or __import__("sys").argv[1:]),
                     "model": args.model, "init": str(init), "batch": args.batch, "crop": args.crop, "threads": args.threads,
                     "torch": torch.__version__, **cpu_description(),
                     "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                     "native_bf16": has_native_bf16(torch.device("cpu"))}
     if args.model == "realism":
-        result["denoiser"] = DENOISERS[DEFAULT_MODEL_ID].filename
+        result |= {"denoiser": DENOISERS[DEFAULT_MODEL_ID].filename, "conditional_heads": args.d_condition}
     if args.equal_steps:
         from benchmarks.bdrate import bd_rate
 
@@ -207,7 +230,10 @@ def main(argv: list[str] | None = None) -> None:
     else:
         work = batches(args.data, args.crop, args.batch, args.warmup + args.steps, levels, seed=0)
         grown, widened = f"bf16+{args.residual_blocks}res", f"bf16+width{args.transform_width}"
-        arms = {prec: (prec, 0, 0) for prec in DTYPES}  # timed arm -> (precision, residual blocks, width)
+        arms = {prec: (prec, 0, 0) for prec in args.precisions}  # timed arm -> (precision, residual blocks, width)
+        for prec in args.precisions:
+            for term in args.ablate:
+                arms[f"{prec}-no-{term}"] = (prec, 0, 0)
         if args.residual_blocks:
             arms[grown] = ("bf16", args.residual_blocks, 0)
         if args.transform_width:
@@ -215,13 +241,23 @@ def main(argv: list[str] | None = None) -> None:
         times: dict[str, list[float]] = {name: [] for name in arms}
         for _ in range(args.rounds):
             for name, (prec, blocks, width) in arms.items():
-                times[name] += (time_realism(prec, work, args.warmup) if args.model == "realism"
+                without = name.split("-no-")[1] if "-no-" in name else None
+                times[name] += (time_realism(prec, work, args.warmup, without, args.d_condition)
+                                if args.model == "realism"
                                 else time_precision(init, prec, work, args.warmup, blocks, width))
         medians = {prec: statistics.median(v) for prec, v in times.items()}
-        result |= {"seconds_per_step": times, "median_seconds_per_step": medians,
-                   "speedup_bf16": medians["fp32"] / medians["bf16"]}
-        print(f"fp32 {medians['fp32']:.3f} s/step, bf16 {medians['bf16']:.3f} s/step: "
-              f"{result['speedup_bf16']:.2f}x")
+        result |= {"seconds_per_step": times, "median_seconds_per_step": medians}
+        for prec in args.precisions:
+            print(f"{prec} {medians[prec]:.3f} s/step")
+        if len(args.precisions) == 2:
+            result["speedup_bf16"] = medians["fp32"] / medians["bf16"]
+            print(f"bf16 speed-up: {result['speedup_bf16']:.2f}x")
+        if args.ablate:  # what leaving a term out saves, as a share of the whole step
+            result["term_share_of_step"] = {
+                prec: {term: 1 - medians[f"{prec}-no-{term}"] / medians[prec] for term in args.ablate}
+                for prec in args.precisions}
+            for prec, shares in result["term_share_of_step"].items():
+                print(f"{prec}: " + ", ".join(f"{term} {share:.0%} of the step" for term, share in shares.items()))
         if args.residual_blocks:
             result["residual_blocks"] = args.residual_blocks
             result["grown_cost_vs_bf16"] = medians[grown] / medians["bf16"]

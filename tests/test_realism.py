@@ -398,6 +398,18 @@ def test_unrolled_training_resumes_with_its_discriminator_and_exports(tmp_path):
     net = load_denoiser(weights, None).net
     assert net.config.synthesis_width == 16
     assert decode_realism(x_f, 1.0, net, SamplerSettings(steps=1), latent=torch.randn(1, 24, 2, 3)).shape == x_f.shape
+    # a run without heads takes up a conditional discriminator: the heads and their optimizer start afresh
+    cond = [*synth, "--adv-weight", "0.1", "--d-condition", "--d-width", "16"]
+    train_denoiser.main([*cond, "--steps", "4"])
+    ck = torch.load(tmp_path / "synth" / "checkpoint.pt", weights_only=False)
+    assert ck["heads_settings"] == {"width": 16, "conditional": True} and "d_opt" in ck
+    assert ck["heads"]["heads.0.0.weight"].shape[:2] == (16, 2 * 64)  # AlexNet's first level, twice
+    with pytest.raises(SystemExit):  # the heads' settings are part of the run
+        train_denoiser.main([*synth, "--adv-weight", "0.1", "--d-width", "16", "--steps", "5"])
+    train_denoiser.main([*cond, "--steps", "5"])
+    records = [__import__("json").loads(line) for line in (tmp_path / "synth" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3, 4, 5]
+    assert "d_loss" not in records[2] and all(math.isfinite(r["d_loss"]) for r in records[3:])
 
 
 def test_unrolled_loss_weights_the_perceptual_terms_by_strength():
@@ -489,6 +501,26 @@ def test_diff_augment_moves_real_and_decoded_crops_alike():
     assert generator_loss(logits).shape == (2,)
     perfect = [torch.full((2, 1, 4, 4), 2.0)], [torch.full((2, 1, 4, 4), -2.0)]
     assert float(discriminator_loss(*perfect)) == 0.0 and float(discriminator_loss(perfect[1], perfect[0])) == 6.0
+
+
+def test_conditional_heads_read_the_fidelity_image_features_beside_the_judged_ones():
+    """A conditional head's logits depend on the condition; each kind refuses the other's call."""
+    from diffcodec.models.discriminator import ProjectedHeads
+
+    torch.manual_seed(0)
+    heads = ProjectedHeads((4, 6), width=8, conditional=True)
+    feats = [torch.rand(2, 4, 8, 8), torch.rand(2, 6, 4, 4)]
+    cond = [torch.rand(2, 4, 8, 8), torch.rand(2, 6, 4, 4)]
+    logits = heads(feats, cond)
+    assert [tuple(lg.shape) for lg in logits] == [(2, 1, 8, 8), (2, 1, 4, 4)]
+    other = heads(feats, [c.flip(0) for c in cond])
+    assert not torch.allclose(logits[0][0], other[0][0])
+    assert torch.equal(heads(feats, cond)[1], logits[1])
+    with pytest.raises(ValueError, match="condition"):
+        heads(feats)
+    with pytest.raises(ValueError, match="condition"):
+        ProjectedHeads((4, 6))(feats, cond)
+    assert heads.settings() == {"width": 8, "conditional": True}
 
 
 def test_api_strength_and_the_registered_defaults(monkeypatch, tmp_path):

@@ -457,3 +457,12 @@ def test_train_speed_times_the_realism_decoders_step(tmp_path):
     assert set(result["seconds_per_step"]) == {"fp32", "bf16"} and result["speedup_bf16"] > 0
     with pytest.raises(SystemExit):  # no equal-steps check for the realism decoder
         train_speed.main([*common, "--model", "realism", "--equal-steps", "2"])
+    # each term's share of the step: the same step without it, in the precisions asked for
+    train_speed.main([*common, "--model", "realism", "--steps", "1", "--warmup", "0", "--rounds", "1",
+                      "--precisions", "fp32", "--ablate", "dists", "adv", "--d-condition"])
+    result = json.loads(out.read_text())
+    assert set(result["seconds_per_step"]) == {"fp32", "fp32-no-dists", "fp32-no-adv"}
+    assert set(result["term_share_of_step"]["fp32"]) == {"dists", "adv"} and result["conditional_heads"]
+    assert "speedup_bf16" not in result
+    with pytest.raises(SystemExit):  # the fidelity model's loss has no such terms
+        train_speed.main([*common, "--ablate", "dists"])

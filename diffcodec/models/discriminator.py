@@ -8,6 +8,12 @@ costs only the heads. Each head sees one feature level and returns a map of logi
 hinge losses average over heads and positions. Differentiable augmentation (DiffAugment,
 Zhao et al. 2020: colour and translation) is applied to real and decoded crops alike before
 the features, because a small corpus otherwise lets the heads memorise it.
+
+A *conditional* discriminator (HiFiC's and MS-ILLM's are) also sees the fidelity image the
+decoder started from: each head reads the judged image's features beside the fidelity
+image's. Unconditioned, the heads judge only whether a crop looks natural, which a decoder
+trained on LPIPS over the same AlexNet features mostly already satisfies; conditioned, they
+judge whether the detail added to *this* fidelity image is the kind real images have.
 """
 from __future__ import annotations
 
@@ -17,21 +23,35 @@ from torch import Tensor, nn
 
 
 class ProjectedHeads(nn.Module):
-    """One head per feature level: 1x1 projection, two 3x3 convolutions, one logit per position."""
+    """One head per feature level: 1x1 projection, a 3x3 convolution, one logit per position.
 
-    def __init__(self, channels: tuple[int, ...], width: int = 64):
+    ``conditional`` heads read twice the channels: the judged image's features and the
+    condition's (the fidelity image's), concatenated per level.
+    """
+
+    def __init__(self, channels: tuple[int, ...], width: int = 64, conditional: bool = False):
         super().__init__()
+        self.width, self.conditional = width, conditional
+        inputs = 2 if conditional else 1
         self.heads = nn.ModuleList(
             nn.Sequential(
-                nn.Conv2d(c, width, 1), nn.LeakyReLU(0.2),
+                nn.Conv2d(inputs * c, width, 1), nn.LeakyReLU(0.2),
                 nn.Conv2d(width, width, 3, padding=1), nn.LeakyReLU(0.2),
                 nn.Conv2d(width, 1, 1),
             )
             for c in channels
         )
 
-    def forward(self, features: list[Tensor]) -> list[Tensor]:
-        """Per-level logit maps (B, 1, h, w)."""
+    def settings(self) -> dict:
+        """What a checkpoint must match to restore these heads."""
+        return {"width": self.width, "conditional": self.conditional}
+
+    def forward(self, features: list[Tensor], condition: list[Tensor] | None = None) -> list[Tensor]:
+        """Per-level logit maps (B, 1, h, w); ``condition``: the fidelity image's features."""
+        if self.conditional != (condition is not None):
+            raise ValueError("conditional heads need the condition's features, and only they take them")
+        if condition is not None:
+            features = [torch.cat([f, c.to(f.dtype)], dim=1) for f, c in zip(features, condition)]
         return [head(f) for head, f in zip(self.heads, features)]
 
 

@@ -8,7 +8,7 @@ fidelity image is noised to start time ``s`` and the decode's own 1..K DDIM step
 (:func:`diffcodec.realism.schedule.ddim`, RDEIC's fixed-step fine-tuning); the decoded crop is scored by
 ``--pixel-mse-weight`` x MSE + ``s`` x (LPIPS-Alex + ``--dists-weight`` x DISTS +
 ``--adv-weight`` x a projected discriminator on frozen AlexNet features, with differentiable
-augmentation). At ``s = 0`` only the MSE remains, so the strength knob runs from the fidelity
+augmentation; ``--d-condition`` shows its heads the fidelity image's features too). At ``s = 0`` only the MSE remains, so the strength knob runs from the fidelity
 image to the most realistic one. Encoder and entropy model stay frozen: files do not change.
 ``--latent`` also conditions the network on the synthesis transform's input (the decoded
 latent over the rate gain, at 1/16 resolution: what the fidelity image was made from, before
@@ -154,7 +154,8 @@ def unrolled_loss(net: ResidualDenoiser, codec_net, x: torch.Tensor, objective: 
                   lambda_range: tuple[float, float] | None = None) -> dict:
     """Decode each crop as ``decompress --realism`` would (noised fidelity image, K steps) and
     score the result; returns the loss terms and, for the discriminator's own step, the
-    augmented features of the real and decoded crops (``d_real``, ``d_fake``)."""
+    augmented features of the real and decoded crops (``d_real``, ``d_fake``) and, for conditional
+    heads, of the fidelity image (``d_cond``, else ``None``)."""
     b, dev = x.shape[0], x.device
     level = torch.rand(b, device=dev) * objective.max_level
     latent = codec_net.synthesis_input(x, level)
@@ -192,13 +193,15 @@ def unrolled_loss(net: ResidualDenoiser, codec_net, x: torch.Tensor, objective: 
         perceptual = perceptual + objective.dists_weight * torch.cat([texture, texture.new_zeros(b - n)])
         out["dists"] = texture.detach().mean()
     if heads is not None:
-        real_aug, fake_aug = diff_augment(x, x_hat)
+        real_aug, fake_aug, fidelity_aug = diff_augment(x, x_hat, x_f)  # one draw: the condition moves alike
         with torch.no_grad():
             d_real = lpips.embed(real_aug)
+            d_cond = lpips.embed(fidelity_aug) if heads.conditional else None
         d_fake = lpips.embed(fake_aug)
-        adversarial = generator_loss(heads(d_fake))
+        adversarial = generator_loss(heads(d_fake, d_cond))
         perceptual = perceptual + objective.adv_weight * adversarial
-        out.update(adv=adversarial.detach().mean(), d_real=d_real, d_fake=[f.detach() for f in d_fake])
+        out.update(adv=adversarial.detach().mean(), d_real=d_real, d_fake=[f.detach() for f in d_fake],
+                   d_cond=d_cond)
     out["loss"] = (objective.pixel_mse_weight * mse + strength * perceptual).mean()
     out["psnr"] = -10 * torch.log10(((x_hat[:max(n_full, 1)] - x[:max(n_full, 1)]) ** 2).mean().detach())
     return out
@@ -225,13 +228,13 @@ def optimisation_step(stats: dict, net: ResidualDenoiser, heads: ProjectedHeads 
                       guard: SkipNonFinite, step: int) -> dict:
     """The denoiser's clipped step on ``stats["loss"]``, then the discriminator heads' own step
     on the features the loss left in ``stats``; returns the loggable stats."""
-    d_real, d_fake = stats.pop("d_real", None), stats.pop("d_fake", None)
+    d_real, d_fake, d_cond = stats.pop("d_real", None), stats.pop("d_fake", None), stats.pop("d_cond", None)
     opt = optimizers["opt"]
     opt.zero_grad(set_to_none=True)
     stats["loss"].backward()
     guard.step(opt, net.parameters(), 1.0, step)
     if heads is not None:
-        d_loss = discriminator_loss(heads(d_real), heads(d_fake))
+        d_loss = discriminator_loss(heads(d_real, d_cond), heads(d_fake, d_cond))
         optimizers["d_opt"].zero_grad(set_to_none=True)
         d_loss.backward()
         optimizers["d_opt"].step()
@@ -291,6 +294,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--adv-start", type=int, default=0,
                    help="unrolled: the adversarial term counts from this step (the heads train from the start)")
     p.add_argument("--d-lr", type=float, default=2e-4, help="discriminator heads' learning rate")
+    p.add_argument("--d-width", type=int, default=64, help="channels of each discriminator head")
+    p.add_argument("--d-condition", action="store_true",
+                   help="conditional discriminator: the heads also see the fidelity image's features")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="bf16: the frozen perceptual networks are bf16 copies and (unrolled) the denoiser computes "
                         "in bf16 on fp32 master weights (optimizer, EMA and loss stay fp32); pays on CPUs with bf16 "
@@ -372,14 +378,22 @@ def main(argv: list[str] | None = None) -> None:
     if args.objective == "unrolled" and args.adv_weight > 0:
         from diffcodec.perceptual.backbones import AlexNetFeatures
 
-        heads = ProjectedHeads(AlexNetFeatures.channels).to(device)
+        heads = ProjectedHeads(AlexNetFeatures.channels, args.d_width, args.d_condition).to(device)
         optimizers["d_opt"] = torch.optim.Adam(heads.parameters(), lr=args.d_lr, betas=(0.5, 0.999))
     torch.manual_seed(args.seed + step)
     sampler = CropSampler(load_corpus(args.data, args.crop), args.crop, args.seed + step)
     if ck is not None:
-        step, opt_start = restore_checkpoint(ck, net, ema, optimizers, sampler.rng)
-        if heads is not None:
+        restored = dict(optimizers)
+        if heads is not None and "heads" in ck:
+            saved = ck.get("heads_settings", {"width": 64, "conditional": False})  # before settings were saved
+            if saved != heads.settings():
+                p.error(f"the checkpoint's discriminator heads are {saved}, not {heads.settings()}: "
+                        "resume with the same --d-width and --d-condition")
             heads.load_state_dict(ck["heads"])
+        elif heads is not None:  # the run had no adversarial term so far
+            print("the checkpoint has no discriminator heads: they start afresh", flush=True)
+            del restored["d_opt"]
+        step, opt_start = restore_checkpoint(ck, net, ema, restored, sampler.rng)
         print(f"resumed from step {step}", flush=True)
     objective = UnrolledObjective(tuple(args.unroll), args.max_level, args.full_strength_fraction,
                                   args.pixel_mse_weight, args.lpips_weight, args.dists_weight, args.dists_crop,
@@ -416,7 +430,7 @@ def main(argv: list[str] | None = None) -> None:
                "skipped": guard.skipped, "sec": round(time.time() - t0, 1)}
 
         def save() -> None:
-            extra = {"heads": heads.state_dict()} if heads is not None else {}
+            extra = {"heads": heads.state_dict(), "heads_settings": heads.settings()} if heads is not None else {}
             save_checkpoint(checkpoint_state(net, ema, optimizers, sampler.rng, step, opt_start, config.to_dict(),
                                              **extra), ckpt_path)
             if args.snapshot is not None:
