@@ -107,13 +107,15 @@ def batches(data: Path, crop: int, batch: int, count: int, levels: int, seed: in
 
 
 def time_precision(init: Path, precision: str, work: list, warmup: int, residual_blocks: int = 0,
-                   transform_width: int = 0) -> list[float]:
-    """Seconds per step for each batch after ``warmup`` untimed ones."""
+                   transform_width: int = 0, compiled: bool = False) -> list[float]:
+    """Seconds per step for each batch after ``warmup`` untimed ones (``compiled``: the network
+    under ``torch.compile``, whose compilation falls in the untimed steps)."""
     model, opt = fresh_model(init, precision, residual_blocks, transform_width)
+    step_model = torch.compile(model) if compiled else model
     times = []
     for i, (x, t) in enumerate(work):
         start = time.perf_counter()
-        train_step(model, opt, x, t)
+        train_step(step_model, opt, x, t)
         if i >= warmup:
             times.append(time.perf_counter() - start)
     return times
@@ -128,7 +130,7 @@ def time_realism(precision: str, work: list, warmup: int, without: str | None = 
                  conditional: bool = False) -> list[float]:
     """Seconds per realism training step for each batch after ``warmup`` untimed ones; the
     random draws of step ``i`` (levels, strengths, noise, unrolled steps) are the same in every
-    precision. ``without``: a term of the loss left out (``lpips``, ``dists`` or ``adv``)."""
+    precision. ``without``: a term of the loss left out (``dists`` or ``adv``)."""
     dtype = DTYPES[precision]
     objective = REALISM_OBJECTIVE
     if without is not None:
@@ -192,9 +194,11 @@ def main(argv: list[str] | None = None) -> None:
                    help="whose training step to time (realism: timing only, no --equal-steps)")
     p.add_argument("--precisions", nargs="+", choices=tuple(DTYPES), default=list(DTYPES),
                    help="timed precisions (speed only)")
-    p.add_argument("--ablate", nargs="+", choices=("lpips", "dists", "adv"), default=[],
+    p.add_argument("--ablate", nargs="+", choices=("dists", "adv"), default=[],
                    help="realism: also time the step without each of these terms")
     p.add_argument("--d-condition", action="store_true", help="realism: time conditional discriminator heads")
+    p.add_argument("--compile", action="store_true",
+                   help="fidelity: also time each precision with the network under torch.compile")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -203,6 +207,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.model == "realism" and (args.equal_steps or args.residual_blocks or args.transform_width or args.init):
         p.error("--model realism times the shipped realism decoder only "
                 "(no --equal-steps, --residual-blocks, --transform-width, --init)")
+    if args.model == "realism" and args.compile:
+        p.error("--compile times the fidelity model's step")
     if args.model != "realism" and (args.ablate or args.d_condition):
         p.error("--ablate and --d-condition time terms of the realism decoder's loss (--model realism)")
     if args.equal_steps and args.precisions != list(DTYPES):
@@ -234,6 +240,8 @@ def main(argv: list[str] | None = None) -> None:
         for prec in args.precisions:
             for term in args.ablate:
                 arms[f"{prec}-no-{term}"] = (prec, 0, 0)
+            if args.compile:
+                arms[f"{prec}+compile"] = (prec, 0, 0)
         if args.residual_blocks:
             arms[grown] = ("bf16", args.residual_blocks, 0)
         if args.transform_width:
@@ -244,7 +252,8 @@ def main(argv: list[str] | None = None) -> None:
                 without = name.split("-no-")[1] if "-no-" in name else None
                 times[name] += (time_realism(prec, work, args.warmup, without, args.d_condition)
                                 if args.model == "realism"
-                                else time_precision(init, prec, work, args.warmup, blocks, width))
+                                else time_precision(init, prec, work, args.warmup, blocks, width,
+                                                    name.endswith("+compile")))
         medians = {prec: statistics.median(v) for prec, v in times.items()}
         result |= {"seconds_per_step": times, "median_seconds_per_step": medians}
         for prec in args.precisions:
@@ -252,6 +261,10 @@ def main(argv: list[str] | None = None) -> None:
         if len(args.precisions) == 2:
             result["speedup_bf16"] = medians["fp32"] / medians["bf16"]
             print(f"bf16 speed-up: {result['speedup_bf16']:.2f}x")
+        if args.compile:
+            result["compile_speedup"] = {prec: medians[prec] / medians[f"{prec}+compile"] for prec in args.precisions}
+            for prec, gain in result["compile_speedup"].items():
+                print(f"{prec}+compile {medians[f'{prec}+compile']:.3f} s/step: {gain:.2f}x")
         if args.ablate:  # what leaving a term out saves, as a share of the whole step
             result["term_share_of_step"] = {
                 prec: {term: 1 - medians[f"{prec}-no-{term}"] / medians[prec] for term in args.ablate}

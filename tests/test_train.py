@@ -52,6 +52,32 @@ def test_train_resume_export_and_warm_start(tmp_path):
     assert model.net.state_dict()["gaussian_conditional.likelihood_lower_bound.bound"].item() == pytest.approx(1e-9)
 
 
+def test_compiled_training_computes_the_eager_steps_and_checkpoints_the_plain_model(tmp_path, monkeypatch):
+    """--compile: the same losses as eager training (inductor drawing its random numbers as eager
+    does), and a checkpoint an eager run resumes."""
+    import shutil
+
+    if not (shutil.which("g++") or shutil.which("clang++")):
+        pytest.skip("torch.compile on the CPU needs a C++ compiler")
+    import torch._inductor.config
+
+    monkeypatch.setattr(torch._inductor.config, "fallback_random", True)
+    data = _data(tmp_path)
+    common = ["--data", str(data), "--batch", "2", "--crop", "64", "--n", "16", "--m", "24", "--threads", "1",
+              "--ckpt-every", "2", "--steps", "2", "--warmup", "0"]
+
+    def losses(run):
+        return [json.loads(line)["loss"] for line in (tmp_path / run / "log.jsonl").read_text().splitlines()]
+
+    train.main([*common, "--out", str(tmp_path / "eager")])
+    train.main([*common, "--out", str(tmp_path / "compiled"), "--compile"])
+    assert losses("compiled") == pytest.approx(losses("eager"), rel=1e-3)
+    ck = torch.load(tmp_path / "compiled" / "checkpoint.pt", weights_only=False)
+    assert not any(k.startswith("_orig_mod") for k in ck["model"])
+    train.main([*common, "--out", str(tmp_path / "compiled"), "--steps", "3"])  # resumed without --compile
+    assert len(losses("compiled")) == 3
+
+
 def test_bf16_transforms_train_fp32_master_weights():
     """--precision bf16: the transforms compute in bf16, the parameters and their gradients stay
     fp32, and the loss is close to the fp32 loss of the same network and batch."""
