@@ -11,9 +11,9 @@ the features, because a small corpus otherwise lets the heads memorise it.
 
 A *conditional* discriminator (HiFiC's and MS-ILLM's are) also sees the fidelity image the
 decoder started from: each head reads the judged image's features beside the fidelity
-image's. Unconditioned, the heads judge only whether a crop looks natural, which a decoder
-trained on LPIPS over the same AlexNet features mostly already satisfies; conditioned, they
-judge whether the detail added to *this* fidelity image is the kind real images have.
+image's. Unconditioned, the heads judge only whether a crop looks natural, which LPIPS over
+the same AlexNet features may largely settle already; conditioned, they judge whether the
+detail added to *this* fidelity image is the kind real images have.
 """
 from __future__ import annotations
 

@@ -210,8 +210,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--compile", action="store_true",
                    help="run the training forward under torch.compile: fuses the element-wise work around the "
                         "convolutions (1.13x in fp32 on a 2-core CPU without bf16 units, "
-                        "benchmarks/results/train_speed/compile-no-bf16.json); compiling takes a minute or two "
-                        "of the run")
+                        "benchmarks/results/train_speed/compile-no-bf16.json); compiling takes the first steps' "
+                        "time")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="dtype of the four transforms' arithmetic (g_a, g_s, h_a, h_s); weights, optimizer, "
                         "quantization, likelihoods and loss stay fp32. bf16 pays on CPUs with bf16 units "
