@@ -5,11 +5,12 @@
 Two objectives. ``--objective unrolled`` (the shipped realism decoders from ``realism-cc5``
 on): the network predicts the clean residual; per crop a realism strength ``s`` is drawn, the
 fidelity image is noised to start time ``s`` and the decode's own 1..K DDIM steps are unrolled
-(:func:`diffcodec.realism.schedule.ddim`, RDEIC's fixed-step fine-tuning); the decoded crop is scored by
-``--pixel-mse-weight`` x MSE + ``s`` x (LPIPS-Alex + ``--dists-weight`` x DISTS +
+(:func:`diffcodec.realism.schedule.ddim`, RDEIC's fixed-step fine-tuning); the decoded crop
+is scored by ``--pixel-mse-weight`` x MSE + ``s`` x (LPIPS-Alex + ``--dists-weight`` x DISTS +
 ``--adv-weight`` x a projected discriminator on frozen AlexNet features, with differentiable
-augmentation; ``--d-condition`` shows its heads the fidelity image's features too). At ``s = 0`` only the MSE remains, so the strength knob runs from the fidelity
-image to the most realistic one. Encoder and entropy model stay frozen: files do not change.
+augmentation; ``--d-condition`` shows its heads the fidelity image's features too). At
+``s = 0`` only the MSE remains, so the strength knob runs from the fidelity image to the most
+realistic one. Encoder and entropy model stay frozen: files do not change.
 ``--latent`` also conditions the network on the synthesis transform's input (the decoded
 latent over the rate gain, at 1/16 resolution: what the fidelity image was made from, before
 g_s smoothed it); added to a network from ``--init``, that input starts at zero, so the run
@@ -193,10 +194,12 @@ def unrolled_loss(net: ResidualDenoiser, codec_net, x: torch.Tensor, objective: 
         perceptual = perceptual + objective.dists_weight * torch.cat([texture, texture.new_zeros(b - n)])
         out["dists"] = texture.detach().mean()
     if heads is not None:
-        real_aug, fake_aug, fidelity_aug = diff_augment(x, x_hat, x_f)  # one draw: the condition moves alike
+        # one draw for all: the condition moves with the judged images
+        augmented = diff_augment(x, x_hat, x_f) if heads.conditional else diff_augment(x, x_hat)
+        real_aug, fake_aug = augmented[:2]
         with torch.no_grad():
             d_real = lpips.embed(real_aug)
-            d_cond = lpips.embed(fidelity_aug) if heads.conditional else None
+            d_cond = lpips.embed(augmented[2]) if heads.conditional else None
         d_fake = lpips.embed(fake_aug)
         adversarial = generator_loss(heads(d_fake, d_cond))
         perceptual = perceptual + objective.adv_weight * adversarial
