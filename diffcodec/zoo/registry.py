@@ -79,24 +79,23 @@ class DenoiserEntry:
     strength: float = 1.0
 
 
-#: realism-cc11-cpu6 (the lineage of realism-cc5-cpu2: the unrolled objective, docs/training.md,
+#: realism-cc12-cpu7 (the lineage of realism-cc5-cpu2: the unrolled objective, docs/training.md,
 #: reading the decoded latent and its own trainable copy of the codec's synthesis transform as
-#: well as the fidelity image) trained further on model 12's reconstructions with the pixel MSE
-#: weight lowered again (15 -> 10); its level input is model 5's level scale, which models 6-13
-#: share. Steps and strength as its predecessor's; measured against it on model 12's files in
-#: benchmarks/results/realism/cc12-on-model12 (6 Kodak images; realism-cc11-cpu6 in cc11-on-model12).
-#: Model 13 (model 12 trained on) uses it as it is; measured on model 13's files in
-#: benchmarks/results/realism/cc12-on-model13
-REALISM_CC12 = DenoiserEntry(
-    filename="realism-cc12-cpu7.safetensors",
-    sha256="4b6e2b40719efd497aa2d84446a3e0e108014d6dbdcf35d37158b6a27275ec65",
+#: well as the fidelity image) trained further on model 13's reconstructions against a
+#: conditional discriminator (its heads also read the fidelity image's features; adversarial
+#: weight 0.5 -> 0.15); its level input is model 5's level scale, which models 6-13 share. Steps
+#: and strength as its predecessor's; measured against it on model 13's files in
+#: benchmarks/results/realism/cc13-on-model13 (6 Kodak images; realism-cc12-cpu7 in cc12-on-model13).
+REALISM_CC13 = DenoiserEntry(
+    filename="realism-cc13-cpu8.safetensors",
+    sha256="f82d8ed372f5448447ce1183de7337ee4d55983899d47d871e5f72b2b734b9f3",
     lambda_range=(0.0002173627528885617, 0.13),
     steps=2,
     strength=0.5,
 )
 
 #: Realism decoders by codec model id; a model without one decodes in fidelity mode only.
-DENOISERS: dict[int, DenoiserEntry] = {13: REALISM_CC12}
+DENOISERS: dict[int, DenoiserEntry] = {13: REALISM_CC13}
 
 
 class RealismUnavailableError(ValueError):
