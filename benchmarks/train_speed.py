@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import os
 import platform
@@ -134,7 +135,7 @@ def time_realism(precision: str, work: list, warmup: int, without: str | None = 
     dtype = DTYPES[precision]
     objective = REALISM_OBJECTIVE
     if without is not None:
-        objective = UnrolledObjective(**{**objective.__dict__, f"{without}_weight": 0.0})
+        objective = dataclasses.replace(objective, **{f"{without}_weight": 0.0})
     codec_net = copy.deepcopy(load_model(DEFAULT_MODEL_ID).net).float().eval().requires_grad_(False)
     shipped = load_denoiser(WEIGHTS_DIR / DENOISERS[DEFAULT_MODEL_ID].filename, None).net
     net = ResidualDenoiser(shipped.config)
@@ -236,24 +237,23 @@ def main(argv: list[str] | None = None) -> None:
     else:
         work = batches(args.data, args.crop, args.batch, args.warmup + args.steps, levels, seed=0)
         grown, widened = f"bf16+{args.residual_blocks}res", f"bf16+width{args.transform_width}"
-        arms = {prec: (prec, 0, 0) for prec in args.precisions}  # timed arm -> (precision, residual blocks, width)
+        # timed arm -> (precision, residual blocks, width, term left out, compiled)
+        arms = {prec: (prec, 0, 0, None, False) for prec in args.precisions}
         for prec in args.precisions:
             for term in args.ablate:
-                arms[f"{prec}-no-{term}"] = (prec, 0, 0)
+                arms[f"{prec}-no-{term}"] = (prec, 0, 0, term, False)
             if args.compile:
-                arms[f"{prec}+compile"] = (prec, 0, 0)
+                arms[f"{prec}+compile"] = (prec, 0, 0, None, True)
         if args.residual_blocks:
-            arms[grown] = ("bf16", args.residual_blocks, 0)
+            arms[grown] = ("bf16", args.residual_blocks, 0, None, False)
         if args.transform_width:
-            arms[widened] = ("bf16", 0, args.transform_width)
+            arms[widened] = ("bf16", 0, args.transform_width, None, False)
         times: dict[str, list[float]] = {name: [] for name in arms}
         for _ in range(args.rounds):
-            for name, (prec, blocks, width) in arms.items():
-                without = name.split("-no-")[1] if "-no-" in name else None
+            for name, (prec, blocks, width, without, compiled) in arms.items():
                 times[name] += (time_realism(prec, work, args.warmup, without, args.d_condition)
                                 if args.model == "realism"
-                                else time_precision(init, prec, work, args.warmup, blocks, width,
-                                                    name.endswith("+compile")))
+                                else time_precision(init, prec, work, args.warmup, blocks, width, compiled))
         medians = {prec: statistics.median(v) for prec, v in times.items()}
         result |= {"seconds_per_step": times, "median_seconds_per_step": medians}
         for prec in args.precisions:

@@ -5,7 +5,9 @@
 Reads ``sittings.json`` in that folder (per sitting: the model, the Kodak result JSON of the
 benchmark run that measured it, cumulative CPU-hours and GPU-minutes of its training), scores
 every result against the published BPG 4:4:4 and JPEG curves (BD-rate, PSNR-RGB, pchip, over
-each pair's overlap), and writes ``curve.json`` and ``curve.png`` beside it. The result files
+each pair's overlap), and writes ``curve.json`` and ``curve.png`` beside it. Each sitting after the
+first also gets its slope, BD-rate points (vs BPG) per CPU-hour since the previous sitting: the
+issue's test of a flattening curve reads it sitting by sitting. The result files
 are copies of ``benchmarks/results/kodak/diffcodec.json`` as each model's benchmark run
 committed it, so every point reruns from the repository alone.
 """
@@ -35,7 +37,18 @@ def score(folder: Path, anchors_path: Path) -> list[dict]:
                 bd_rate(curve.bpp, curve.values["psnr-rgb"], results["bpp"], results["psnr-rgb"]), 2)
         row["bpp_range"] = [round(min(results["bpp"]), 4), round(max(results["bpp"]), 4)]
         rows.append(row)
-    return rows
+    return with_slopes(rows)
+
+
+def with_slopes(rows: list[dict]) -> list[dict]:
+    """The rows, each after the first with ``bpg_points_per_cpu_hour`` (None for a sitting that
+    spent no CPU time, such as a GPU-only one)."""
+    out = [dict(rows[0])] if rows else []
+    for before, row in zip(rows, rows[1:]):
+        hours = row["cpu_hours"] - before["cpu_hours"]
+        points = row["bd_rate_vs_bpg_percent"] - before["bd_rate_vs_bpg_percent"]
+        out.append(row | {"bpg_points_per_cpu_hour": round(points / hours, 2) if hours > 0 else None})
+    return out
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -74,8 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     (args.folder / "curve.json").write_text(json.dumps(rows, indent=1) + "\n")
     plot(rows, args.folder / "curve.png")
     for r in rows:
+        slope = r.get("bpg_points_per_cpu_hour")
         print(f"{r['model']:<28} {r['cpu_hours']:6.2f} CPU-h {r['gpu_minutes']:5g} GPU-min  "
-              f"BD-rate vs BPG {r['bd_rate_vs_bpg_percent']:+7.2f} %  vs JPEG {r['bd_rate_vs_jpeg_percent']:+7.2f} %")
+              f"BD-rate vs BPG {r['bd_rate_vs_bpg_percent']:+7.2f} %  vs JPEG {r['bd_rate_vs_jpeg_percent']:+7.2f} %"
+              + (f"  {slope:+6.2f} points/CPU-h" if slope is not None else ""))
     return 0
 
 

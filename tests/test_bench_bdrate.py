@@ -91,3 +91,14 @@ def test_bd_rate_over_a_quality_range_only_sees_that_range():
     upper = bdrate.bd_rate(RATES, lp, test_rates, lp, higher_is_better=False, quality_range=(1.0 - 35.5 / 50, 0.0))
     assert upper == pytest.approx(0.0, abs=1e-9)
     assert math.isnan(bdrate.bd_rate(RATES, PSNR, test_rates, PSNR, quality_range=(90.0, 99.0)))
+
+
+def test_training_curve_slope_is_points_per_cpu_hour_since_the_previous_sitting():
+    from benchmarks.training_curve import with_slopes
+
+    rows = [{"cpu_hours": 2.0, "bd_rate_vs_bpg_percent": 50.0},
+            {"cpu_hours": 2.0, "bd_rate_vs_bpg_percent": 45.0},  # a GPU-only sitting: no CPU time
+            {"cpu_hours": 4.0, "bd_rate_vs_bpg_percent": 44.0}]
+    slopes = [r.get("bpg_points_per_cpu_hour", "first") for r in with_slopes(rows)]
+    assert slopes == ["first", None, -0.5]
+    assert "bpg_points_per_cpu_hour" not in rows[2]  # the input rows are left as they were

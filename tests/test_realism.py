@@ -167,7 +167,8 @@ def test_weights_round_trip_and_checksum(tmp_path):
         load_denoiser(other, None)
 
 
-def test_training_resumes_and_exports(tmp_path):
+def _diffusion_run_args(tmp_path) -> list[str]:
+    """A tiny codec, one image and the diffusion objective's options, for training runs in ``tmp_path/run``."""
     from diffcodec.models.hyperprior import ModelConfig, VariableRateHyperprior
 
     torch.manual_seed(0)
@@ -177,10 +178,14 @@ def test_training_resumes_and_exports(tmp_path):
     data.mkdir()
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 256, (80, 96, 3), dtype=np.uint8)).save(data / "a.png")
+    return ["--data", str(data), "--out", str(tmp_path / "run"), "--codec-weights", str(codec_path), "--batch", "2",
+            "--crop", "64", "--width", "8", "--threads", "1", "--ckpt-every", "2", "--p-uncond", "0.5",
+            "--t-one-fraction", "0.5", "--mse-weight", "0.5", "--lambda-range", "0.001", "0.1"]
+
+
+def test_training_resumes_and_exports(tmp_path):
+    common = _diffusion_run_args(tmp_path)
     out = tmp_path / "run"
-    common = ["--data", str(data), "--out", str(out), "--codec-weights", str(codec_path), "--batch", "2",
-              "--crop", "64", "--width", "8", "--threads", "1", "--ckpt-every", "2", "--p-uncond", "0.5",
-              "--t-one-fraction", "0.5", "--mse-weight", "0.5", "--lambda-range", "0.001", "0.1"]
     train_denoiser.main([*common, "--steps", "2"])
     train_denoiser.main([*common, "--steps", "3"])
     lines = (out / "log.jsonl").read_text().splitlines()
@@ -190,6 +195,22 @@ def test_training_resumes_and_exports(tmp_path):
     net = load_denoiser(weights, None).net
     x_f = torch.rand(1, 3, 30, 40)
     assert decode_realism(x_f, 1.0, net, SamplerSettings(steps=2)).shape == x_f.shape
+
+
+def test_a_stop_signal_ends_the_realism_run_after_its_step_with_a_checkpoint(tmp_path, monkeypatch, capsys):
+    import os
+    import signal
+
+    real_loss = train_denoiser.denoiser_loss
+
+    def loss_then_sigint(*args, **kwargs):  # Ctrl-C during the first step
+        os.kill(os.getpid(), signal.SIGINT)
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(train_denoiser, "denoiser_loss", loss_then_sigint)
+    train_denoiser.main([*_diffusion_run_args(tmp_path), "--steps", "1000"])
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["step"] == 1
+    assert "stopping at step 1: SIGINT received" in capsys.readouterr().out
 
 
 def test_a_share_of_each_batch_trains_at_t_one():

@@ -257,6 +257,42 @@ def test_minutes_stops_with_a_checkpoint(tmp_path):
     assert torch.load(out / "checkpoint.pt", weights_only=False)["step"] == 1
 
 
+def test_a_stop_signal_ends_the_run_after_its_step_with_a_checkpoint(tmp_path, monkeypatch, capsys):
+    import os
+    import signal
+
+    real_loss, calls = train.rd_loss, []
+
+    def loss_then_sigterm(*args, **kwargs):  # `kill PID` arrives during the second step
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(train, "rd_loss", loss_then_sigterm)
+    before = signal.getsignal(signal.SIGTERM)
+    out = tmp_path / "run"
+    train.main(["--data", str(_data(tmp_path)), "--out", str(out), "--batch", "2", "--crop", "64", "--n", "16",
+                "--m", "24", "--threads", "1", "--steps", "1000", "--ckpt-every", "1000"])
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["step"] == 2
+    assert "stopping at step 2: SIGTERM received" in capsys.readouterr().out
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler is the caller's again
+
+
+def test_a_second_stop_signal_stops_at_once():
+    import os
+    import signal
+
+    from diffcodec.training.loop import StopOnSignal
+
+    with StopOnSignal() as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.received == "SIGINT"
+        with pytest.raises(SystemExit, match="SIGINT received again"):
+            os.kill(os.getpid(), signal.SIGINT)
+            [None for _ in range(1000)]  # the handler runs between bytecodes
+
+
 def test_rescale_gains_without_checkpoint_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         train.main(["--data", str(_data(tmp_path)), "--out", str(tmp_path / "new"), "--rescale-gains", "4"])

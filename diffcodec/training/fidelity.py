@@ -28,6 +28,7 @@ from diffcodec.training.data import CropSampler, load_corpus
 from diffcodec.training.loop import (
     RunLog,
     SkipNonFinite,
+    StopOnSignal,
     checkpoint_state,
     configure_device,
     finish_step,
@@ -347,45 +348,47 @@ def main(argv: list[str] | None = None) -> None:
     log = RunLog(args.out / "log.jsonl")
     t0 = time.time()
     guard = SkipNonFinite()
-    while step < args.steps:
-        dropped = lr_dropped(step, args.lr_drop, args.steps, time.time() - t0, args.minutes)
-        lr = learning_rate(args.lr, step, opt_start, args.warmup, dropped)
-        for g in opt.param_groups:
-            g["lr"] = lr
-        # uint8 crosses to the device (4x less traffic), the float conversion happens there
-        x = sampler.sample(args.batch).to(device).float().div_(255.0).contiguous(memory_format=memory_format)
-        t = torch.rand(args.batch, device=device) * (config.levels - 1)
-        model.train()
-        stats = rd_loss(step_model, x, t, rate_only=args.train_only == "context")
-        opt.zero_grad(set_to_none=True)
-        stats["loss"].backward()
-        guard.step(opt, main_params, 1.0, step)
-        aux = model.aux_loss()
-        aux_opt.zero_grad(set_to_none=True)
-        aux.backward()
-        aux_opt.step()
-        update_ema(ema, model, args.ema)
-        step += 1
-        # one device sync per step for all the figures
-        loss_v, bpp_v, psnr_v, aux_v = torch.stack(
-            [stats["loss"].detach(), stats["bpp"].detach(), stats["psnr"].to(aux.device), aux.detach()]).tolist()
-        if not math.isfinite(loss_v) and guard.in_a_row == 0:
-            raise SystemExit(f"non-finite loss at step {step}")
-        rec = {
-            "step": step, "loss": round(loss_v, 5), "bpp": round(bpp_v, 5),
-            "psnr": round(psnr_v, 3), "aux": round(aux_v, 3), "lr": lr,
-            "skipped": guard.skipped, "sec": round(time.time() - t0, 1),
-        }
+    with StopOnSignal() as stop:
+        while step < args.steps:
+            dropped = lr_dropped(step, args.lr_drop, args.steps, time.time() - t0, args.minutes)
+            lr = learning_rate(args.lr, step, opt_start, args.warmup, dropped)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            # uint8 crosses to the device (4x less traffic), the float conversion happens there
+            x = sampler.sample(args.batch).to(device).float().div_(255.0).contiguous(memory_format=memory_format)
+            t = torch.rand(args.batch, device=device) * (config.levels - 1)
+            model.train()
+            stats = rd_loss(step_model, x, t, rate_only=args.train_only == "context")
+            opt.zero_grad(set_to_none=True)
+            stats["loss"].backward()
+            guard.step(opt, main_params, 1.0, step)
+            aux = model.aux_loss()
+            aux_opt.zero_grad(set_to_none=True)
+            aux.backward()
+            aux_opt.step()
+            update_ema(ema, model, args.ema)
+            step += 1
+            # one device sync per step for all the figures
+            loss_v, bpp_v, psnr_v, aux_v = torch.stack(
+                [stats["loss"].detach(), stats["bpp"].detach(), stats["psnr"].to(aux.device), aux.detach()]).tolist()
+            if not math.isfinite(loss_v) and guard.in_a_row == 0:
+                raise SystemExit(f"non-finite loss at step {step}")
+            rec = {
+                "step": step, "loss": round(loss_v, 5), "bpp": round(bpp_v, 5),
+                "psnr": round(psnr_v, 3), "aux": round(aux_v, 3), "lr": lr,
+                "skipped": guard.skipped, "sec": round(time.time() - t0, 1),
+            }
 
-        def save() -> None:
-            save_checkpoint(checkpoint_state(model, ema, {"opt": opt, "aux_opt": aux_opt}, sampler.rng, step, opt_start,
-                                             config.to_dict(), args={k: str(v) for k, v in vars(args).items()}),
-                            ckpt_path)
-            if args.snapshot is not None:
-                save_snapshot(args.snapshot, model.state_dict(), ema.state_dict(), step, config.to_dict())
+            def save() -> None:
+                state = checkpoint_state(model, ema, {"opt": opt, "aux_opt": aux_opt}, sampler.rng, step, opt_start,
+                                         config.to_dict(), args={k: str(v) for k, v in vars(args).items()})
+                save_checkpoint(state, ckpt_path)
+                if args.snapshot is not None:
+                    save_snapshot(args.snapshot, model.state_dict(), ema.state_dict(), step, config.to_dict())
 
-        if finish_step(log, rec, args.steps, args.ckpt_every, args.minutes, time.time() - t0, save):
-            break
+            if finish_step(log, rec, args.steps, args.ckpt_every, args.minutes, time.time() - t0, save,
+                           stop.received):
+                break
     log.close()
 
 

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import signal
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -94,18 +96,52 @@ def save_checkpoint(state: dict, path: Path) -> None:
     atomic_write(path, write=lambda fh: torch.save(state, fh))
 
 
+class StopOnSignal:
+    """Ctrl-C (SIGINT) or SIGTERM ends a training run after the step in progress, with a
+    checkpoint, instead of killing it mid-step and losing every step since the last checkpoint;
+    so a sitting can be ended at any moment (``kill PID``). A second signal stops at once,
+    without one. Installed only in the main thread (where Python delivers signals); the
+    previous handlers come back on exit."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.received: str | None = None  # the signal's name once one arrived
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> "StopOnSignal":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame) -> None:
+        name = signal.Signals(signum).name
+        if self.received is not None:
+            raise SystemExit(f"{name} received again: stopped without a checkpoint")
+        self.received = name
+        print(f"{name} received: stopping after this step with a checkpoint (again to stop at once)", flush=True)
+
+
 def finish_step(log: "RunLog", record: dict, total_steps: int, ckpt_every: int, minutes: float | None,
-                elapsed_s: float, save: Callable[[], None]) -> bool:
-    """Log a step's record and call ``save`` every ``ckpt_every`` steps, at the last step and when
-    ``minutes`` have run out; True when the run must stop (out of time)."""
+                elapsed_s: float, save: Callable[[], None], stop_signal: str | None = None) -> bool:
+    """Log a step's record and call ``save`` every ``ckpt_every`` steps, at the last step, when
+    ``minutes`` have run out and when a stop signal arrived (:class:`StopOnSignal`); True when the
+    run must stop (out of time or signalled)."""
     step = record["step"]
     log.write(record)
     out_of_time = minutes is not None and elapsed_s > 60 * minutes
-    if step % ckpt_every == 0 or step == total_steps or out_of_time:
+    stop = out_of_time or stop_signal is not None
+    if step % ckpt_every == 0 or step == total_steps or stop:
         save()
     if out_of_time:
         print(f"stopping at step {step}: --minutes {minutes} reached", flush=True)
-    return out_of_time
+    elif stop_signal is not None:
+        print(f"stopping at step {step}: {stop_signal} received", flush=True)
+    return stop
 
 
 class RunLog:

@@ -37,6 +37,7 @@ import copy
 import math
 import sys
 import time
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +56,7 @@ from diffcodec.training.data import CropSampler, load_corpus
 from diffcodec.training.loop import (
     RunLog,
     SkipNonFinite,
+    StopOnSignal,
     checkpoint_state,
     configure_device,
     finish_step,
@@ -408,39 +410,40 @@ def main(argv: list[str] | None = None) -> None:
     log = RunLog(args.out / "log.jsonl")
     t0 = time.time()
     guard = SkipNonFinite()
-    while step < args.steps:
-        dropped = lr_dropped(step, args.lr_drop, args.steps, time.time() - t0, args.minutes)
-        lr = learning_rate(args.lr, step, opt_start, args.warmup, dropped)
-        for g in opt.param_groups:
-            g["lr"] = lr
-        x = sampler.sample(args.batch).to(device).float().div_(255.0)
-        net.train()
-        lambda_range = tuple(args.lambda_range) if args.lambda_range else None
-        if args.objective == "unrolled":
-            active = objective if step >= args.adv_start else UnrolledObjective(
-                **{**objective.__dict__, "adv_weight": 0.0})
-            stats = unrolled_loss(net, codec_net, x, active, lpips, dists, heads, dtype, lambda_range)
-        else:
-            stats = denoiser_loss(net, codec_net, x, args.p_uncond, lpips, args.lpips_weight,
-                                  args.t_one_fraction, args.mse_weight, lambda_range, dists, args.dists_weight)
-        stats = optimisation_step(stats, net, heads, optimizers, guard, step)
-        update_ema(ema, net, args.ema, copy_buffers=False)
-        step += 1
-        values = dict(zip(stats, torch.stack([v.detach() for v in stats.values()]).tolist()))  # one sync
-        if not math.isfinite(values["loss"]) and guard.in_a_row == 0:
-            raise SystemExit(f"non-finite loss at step {step}")
-        rec = {"step": step, **{k: round(v, 5) for k, v in values.items()}, "lr": lr,
-               "skipped": guard.skipped, "sec": round(time.time() - t0, 1)}
+    with StopOnSignal() as stop:
+        while step < args.steps:
+            dropped = lr_dropped(step, args.lr_drop, args.steps, time.time() - t0, args.minutes)
+            lr = learning_rate(args.lr, step, opt_start, args.warmup, dropped)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            x = sampler.sample(args.batch).to(device).float().div_(255.0)
+            net.train()
+            lambda_range = tuple(args.lambda_range) if args.lambda_range else None
+            if args.objective == "unrolled":
+                active = objective if step >= args.adv_start else dataclasses.replace(objective, adv_weight=0.0)
+                stats = unrolled_loss(net, codec_net, x, active, lpips, dists, heads, dtype, lambda_range)
+            else:
+                stats = denoiser_loss(net, codec_net, x, args.p_uncond, lpips, args.lpips_weight,
+                                      args.t_one_fraction, args.mse_weight, lambda_range, dists, args.dists_weight)
+            stats = optimisation_step(stats, net, heads, optimizers, guard, step)
+            update_ema(ema, net, args.ema, copy_buffers=False)
+            step += 1
+            values = dict(zip(stats, torch.stack([v.detach() for v in stats.values()]).tolist()))  # one sync
+            if not math.isfinite(values["loss"]) and guard.in_a_row == 0:
+                raise SystemExit(f"non-finite loss at step {step}")
+            rec = {"step": step, **{k: round(v, 5) for k, v in values.items()}, "lr": lr,
+                   "skipped": guard.skipped, "sec": round(time.time() - t0, 1)}
 
-        def save() -> None:
-            extra = {"heads": heads.state_dict(), "heads_settings": heads.settings()} if heads is not None else {}
-            save_checkpoint(checkpoint_state(net, ema, optimizers, sampler.rng, step, opt_start, config.to_dict(),
-                                             **extra), ckpt_path)
-            if args.snapshot is not None:
-                save_snapshot(args.snapshot, net.state_dict(), ema.state_dict(), step, config.to_dict())
+            def save() -> None:
+                extra = {"heads": heads.state_dict(), "heads_settings": heads.settings()} if heads is not None else {}
+                save_checkpoint(checkpoint_state(net, ema, optimizers, sampler.rng, step, opt_start, config.to_dict(),
+                                                 **extra), ckpt_path)
+                if args.snapshot is not None:
+                    save_snapshot(args.snapshot, net.state_dict(), ema.state_dict(), step, config.to_dict())
 
-        if finish_step(log, rec, args.steps, args.ckpt_every, args.minutes, time.time() - t0, save):
-            break
+            if finish_step(log, rec, args.steps, args.ckpt_every, args.minutes, time.time() - t0, save,
+                           stop.received):
+                break
     log.close()
 
 
