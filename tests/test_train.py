@@ -341,6 +341,19 @@ def test_learning_rate_drops_by_steps_or_by_minutes():
     assert lr_dropped(10, 0.85, 10**6, 0.86 * 600, 10.0)
 
 
+def test_apply_learning_rate_sets_every_group_to_the_schedule():
+    from diffcodec.training.loop import apply_learning_rate, learning_rate
+
+    opt = torch.optim.Adam([{"params": [torch.zeros(2, requires_grad=True)]},
+                            {"params": [torch.zeros(3, requires_grad=True)], "lr": 5.0}], lr=1.0)
+    lr = apply_learning_rate(opt, 1e-3, 50, 0, 100, 0.8, 1000, 0.0, None)
+    assert lr == pytest.approx(learning_rate(1e-3, 50, 0, 100, False))
+    assert [g["lr"] for g in opt.param_groups] == [lr, lr]
+    # past 80 % of the minutes the rate is a tenth, whatever the step count says
+    assert apply_learning_rate(opt, 1e-3, 500, 0, 100, 0.8, 10**6, 0.81 * 600, 10.0) == pytest.approx(1e-4)
+    assert [g["lr"] for g in opt.param_groups] == [pytest.approx(1e-4)] * 2
+
+
 def test_update_ema_moves_parameters_and_copies_buffers():
     from diffcodec.training.loop import update_ema
 

@@ -26,6 +26,17 @@ def lr_dropped(step: int, lr_drop: float, total_steps: int, elapsed_s: float, mi
     return minutes is not None and elapsed_s >= lr_drop * 60.0 * minutes
 
 
+def apply_learning_rate(optimizer: torch.optim.Optimizer, base: float, step: int, opt_start: int, warmup: int,
+                        lr_drop: float, total_steps: int, elapsed_s: float, minutes: float | None) -> float:
+    """Set this step's rate (warm-up, then ``base``, a tenth after ``lr_drop`` of the run) on every
+    parameter group; returns it for the log. One place, so both loops follow the same schedule."""
+    dropped = lr_dropped(step, lr_drop, total_steps, elapsed_s, minutes)
+    lr = learning_rate(base, step, opt_start, warmup, dropped)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    return lr
+
+
 class SkipNonFinite:
     """Optimizer steps with gradient clipping that skip a non-finite gradient instead of applying it.
 

@@ -57,11 +57,10 @@ from diffcodec.training.loop import (
     RunLog,
     SkipNonFinite,
     StopOnSignal,
+    apply_learning_rate,
     checkpoint_state,
     configure_device,
     finish_step,
-    learning_rate,
-    lr_dropped,
     restore_checkpoint,
     save_checkpoint,
     update_ema,
@@ -412,10 +411,8 @@ def main(argv: list[str] | None = None) -> None:
     guard = SkipNonFinite()
     with StopOnSignal() as stop:
         while step < args.steps:
-            dropped = lr_dropped(step, args.lr_drop, args.steps, time.time() - t0, args.minutes)
-            lr = learning_rate(args.lr, step, opt_start, args.warmup, dropped)
-            for g in opt.param_groups:
-                g["lr"] = lr
+            lr = apply_learning_rate(opt, args.lr, step, opt_start, args.warmup, args.lr_drop, args.steps,
+                                     time.time() - t0, args.minutes)
             x = sampler.sample(args.batch).to(device).float().div_(255.0)
             net.train()
             lambda_range = tuple(args.lambda_range) if args.lambda_range else None
