@@ -132,3 +132,21 @@ def overlap_rate_range(rate_anchor: Sequence[float], q_anchor: Sequence[float],
         return None
     f = PchipInterpolator(t.quality, t.log_rate)
     return float(np.exp(f(lo))), float(np.exp(f(hi)))
+
+
+def anchor_quality_at(rate_anchor: Sequence[float], q_anchor: Sequence[float], rates: Sequence[float],
+                      higher_is_better: bool = True) -> list[float | None]:
+    """The anchor's quality at each of ``rates`` (monotone cubic in log-rate through its cleaned
+    points), None outside its rate range: the per-point companion of a BD figure, which shows
+    where along the curve a codec gains or loses."""
+    a = clean_curve(rate_anchor, q_anchor, higher_is_better)
+    if len(a.quality) < 2:
+        return [None] * len(rates)
+    sign = 1.0 if higher_is_better else -1.0
+    f = PchipInterpolator(a.log_rate, a.quality)
+    out: list[float | None] = []
+    for r in rates:
+        x = math.log(r) if r is not None and r > 0 else math.nan
+        inside = a.log_rate[0] <= x <= a.log_rate[-1]
+        out.append(sign * float(f(x)) if inside else None)
+    return out

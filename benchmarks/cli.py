@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="published curves file for published:KEY [default: %(default)s]")
     b.add_argument("--quality-range", type=float, nargs=2, metavar=("LO", "HI"), default=None,
                    help="only this interval of the metric (within the overlap), e.g. 26.5 40")
+    b.add_argument("--per-point", action="store_true",
+                   help="also print, at each test point's rate, the anchor's value there and the difference")
     return p
 
 
@@ -197,6 +199,12 @@ def cmd_bdrate(args: argparse.Namespace) -> int:
                            higher_is_better=HIGHER_IS_BETTER.get(args.metric, True),
                            quality_range=tuple(args.quality_range) if args.quality_range else None)
         print(f"{c.label}: BD-rate ({args.metric}, {args.method}{span}) vs {a_label}: {v:+.2f} %")
+        if args.per_point:
+            higher = HIGHER_IS_BETTER.get(args.metric, True)
+            rates, values = c.results["bpp"], c.results[args.metric]
+            for r, q, qa in zip(rates, values, bdrate.anchor_quality_at(a_bpp, a_values, rates, higher)):
+                there = "outside the anchor's rates" if qa is None else f"anchor {qa:.4f}, difference {q - qa:+.4f}"
+                print(f"  {r:.4f} bpp: {args.metric} {q:.4f}; {there}")
     return 0
 
 

@@ -102,3 +102,12 @@ def test_training_curve_slope_is_points_per_cpu_hour_since_the_previous_sitting(
     slopes = [r.get("bpg_points_per_cpu_hour", "first") for r in with_slopes(rows)]
     assert slopes == ["first", None, -0.5]
     assert "bpg_points_per_cpu_hour" not in rows[2]  # the input rows are left as they were
+
+
+def test_anchor_quality_at_passes_through_the_anchor_and_is_none_outside():
+    at = bdrate.anchor_quality_at(RATES, PSNR, [0.05, 0.25, 0.7, 2.0, 3.0])
+    assert at[0] is None and at[4] is None
+    assert at[1] == pytest.approx(29.0) and at[3] == pytest.approx(39.0)
+    assert 32.0 < at[2] < 35.5  # monotone between its neighbours
+    lpips = [0.5, 0.4, 0.3, 0.2, 0.1]
+    assert bdrate.anchor_quality_at(RATES, lpips, [0.5], higher_is_better=False) == [pytest.approx(0.3)]

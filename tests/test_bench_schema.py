@@ -157,6 +157,11 @@ def test_click_command_and_bdrate_subcommand(dataset, tmp_path, capsys):
                      str(out / "shifted.json")]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 and "+0.00 %" in lines[0] and "-20.00 %" in lines[1], lines
+    # per point: the curve against itself differs by nothing at each of its own rates
+    assert cli.main(["bdrate", str(out / "jpeg420.json"), str(out / "jpeg420.json"), "--per-point"]) == 0
+    points = capsys.readouterr().out.splitlines()[1:]
+    assert len(points) == len(shifted["results"]["bpp"])
+    assert all(line.endswith("difference +0.0000") or line.endswith("difference -0.0000") for line in points), points
 
 
 def test_parallel_workers_match_serial(dataset, tmp_path, capsys):
