@@ -4,6 +4,7 @@
     python -m research.probes refine ../shared/data/kodak --out benchmarks/results/probes/refine.json
     python -m research.probes spatial ../shared/data/kodak --train ../shared/data/train --minutes 20 \
         --out benchmarks/results/probes/spatial.json
+    python -m research.probes ceiling ../shared/data/kodak --limit 8 --out benchmarks/results/probes/ceiling.json
 
 Each asks whether something short of more training of the transforms moves the rate-distortion
 curve of the default model (+60.7 % BD-rate against BPG):
@@ -17,6 +18,11 @@ curve of the default model (+60.7 % BD-rate against BPG):
   a small network reads the slice's decoded anchor half and corrects the non-anchor half's mean and
   scale; trained on the rate alone (uniform-noise proxy, the transforms cannot change), measured as
   the exact discrete bits (-log2 of the quantized Gaussian of each coded symbol plus the hyper-latent).
+* ``ceiling``: whether the top of the curve is capped by the quantization step or by the transforms:
+  at some qualities, the PSNR of real rounding (the fidelity decoder) against the PSNR of
+  ``g_s`` reading the unrounded latent at that quality's gains (the transforms' own ceiling) and the
+  latent rounded 2 and 4 times finer than its step. No bits are coded: this bounds the
+  distortion a finer step (more levels above the top one) could reach, whatever it costs.
 
 Nothing here is a product path: these are measurements for docs/training.md.
 """
@@ -213,9 +219,34 @@ def probe_spatial(images: list[Path], qualities: list[float], train: Path, minut
             "rate_change_percent": 100.0 * (with_spatial / base - 1.0), "log": log}
 
 
+# ---- the transforms' ceiling -------------------------------------------------------------
+@torch.no_grad()
+def probe_ceiling(images: list[Path], qualities: list[float], finer: tuple[int, ...] = (2, 4)) -> dict:
+    loaded = load_model(DEFAULT_MODEL_ID)
+    net = loaded.net.float().eval()
+    names = ["rounded", *[f"step/{k}" for k in finer], "unrounded"]
+    sums = {q: dict.fromkeys(names, 0.0) for q in qualities}
+    for path in images:
+        x = _image(path)
+        padded = pad_to_multiple(x, 64)
+        y = net.g_a(padded)
+        h, w = x.shape[-2:]
+        for q in qualities:
+            t = quality_to_level(loaded, q)
+            gain, inv_gain = net.gains(t)
+            decoded = {"rounded": net.reconstruct(padded, t)}
+            for k in finer:
+                decoded[f"step/{k}"] = net.g_s(torch.round(y * gain * k) / k * inv_gain)
+            decoded["unrounded"] = net.g_s(y * gain * inv_gain)
+            for name, rec in decoded.items():
+                sums[q][name] += psnr_of_mse(_mse(rec[..., :h, :w].clamp(0, 1), x), 1.0) / len(images)
+    return {"model": loaded.name, "images": [p.name for p in images],
+            "psnr_rgb_by_quality": {f"{q:g}": sums[q] for q in qualities}}
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("probe", choices=["deadzone", "refine", "spatial"])
+    p.add_argument("probe", choices=["deadzone", "refine", "spatial", "ceiling"])
     p.add_argument("images", type=Path, help="folder of evaluation images")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--limit", type=int, default=4, help="first N images, every len/N-th (default 4)")
@@ -236,6 +267,8 @@ def main(argv: list[str] | None = None) -> None:
     elif args.probe == "refine":
         settings = [(int(a), float(b)) for a, b in (s.split(":") for s in args.refine)]
         result = probe_refine(images, args.qualities or [30], settings)
+    elif args.probe == "ceiling":
+        result = probe_ceiling(images, args.qualities or [0, 50, 90, 100])
     else:
         result = probe_spatial(images, args.qualities or [0, 30, 60, 90], args.train, args.minutes, args.lr,
                                args.width, batch=8, crop=256, seed=1)

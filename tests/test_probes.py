@@ -55,3 +55,17 @@ def test_spatial_context_starts_as_a_no_op_and_changes_the_rate_once_trained():
         for net in spatial:
             net[-1].weight.normal_(0, 0.01)
         assert float(probes._spatial_bits(model, spatial, x, t, noisy=False)) != base
+
+
+def test_ceiling_rounded_matches_the_decoder_and_the_unrounded_latent_is_above_it(tmp_path):
+    from diffcodec.psnr import psnr_of_mse
+
+    x = _crop()
+    path = tmp_path / "crop.png"
+    Image.fromarray((x[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(path)
+    result = probes.probe_ceiling([path], [50.0])["psnr_rgb_by_quality"]["50"]
+    codec = Codec(load_model(DEFAULT_MODEL_ID))
+    decoded = codec.decode(codec.code(codec.analyse(x), 50), 50, *x.shape[-2:])
+    real = psnr_of_mse(float(((decoded - x) ** 2).mean()), 1.0)
+    assert abs(result["rounded"] - real) < 0.05  # the float hyper-networks, not the exact ones
+    assert result["unrounded"] > result["step/4"] > result["rounded"]
