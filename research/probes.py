@@ -21,7 +21,8 @@ curve of the default model (+60.7 % BD-rate against BPG):
 * ``ceiling``: whether the top of the curve is capped by the quantization step or by the transforms:
   at some qualities, the PSNR of real rounding (the fidelity decoder) against the PSNR of
   ``g_s`` reading the unrounded latent at that quality's gains (the transforms' own ceiling) and the
-  latent rounded 2 and 4 times finer than its step. No bits are coded: this bounds the
+  latent rounded to a grid 2 and 4 times finer than its step (a grid around 0, where the codec
+  rounds around the predicted means). No bits are coded: this bounds the
   distortion a finer step (more levels above the top one) could reach, whatever it costs.
 
 Nothing here is a product path: these are measurements for docs/training.md.

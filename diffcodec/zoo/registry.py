@@ -27,14 +27,14 @@ MODELS: dict[int, ModelEntry] = {
         filename="channel-context-cpu2.safetensors",
         sha256="5727d53425bc15ebde8d128e0b1904dbb63d2f10b2fcc11026c7470cc9da58aa",
     ),
-    14: ModelEntry(
-        model_id=14,
-        name="channel-context-res3-cpu13",
-        filename="channel-context-res3-cpu13.safetensors",
-        sha256="da66ccefdd54b165ed924faf5568099b9cd162293b527f140161e644f500a3b7",
+    15: ModelEntry(
+        model_id=15,
+        name="channel-context-res3-cpu14",
+        filename="channel-context-res3-cpu14.safetensors",
+        sha256="08cd78193c3664abc534b734c4fcced151c72daa49bd273ffb7456d10610c6d5",
     ),
 }
-DEFAULT_MODEL_ID = 14
+DEFAULT_MODEL_ID = 15
 
 #: Models whose weights no longer ship (the package keeps its weights under 50 MB): their files
 #: get a clear error naming the last release that decodes them.
@@ -51,6 +51,7 @@ RETIRED: dict[int, tuple[str, str]] = {
     11: ("channel-context-res3-cpu10", "0.13.0"),
     12: ("channel-context-res3-cpu11", "0.15.0"),
     13: ("channel-context-res3-cpu12", "0.17.0"),
+    14: ("channel-context-res3-cpu13", "0.18.0"),
 }
 
 
@@ -87,8 +88,8 @@ class DenoiserEntry:
 #: weight 0.5 -> 0.15); its level input is model 5's level scale, which models 6-14 share. Steps
 #: and strength as its predecessor's; measured against it on model 13's files in
 #: benchmarks/results/realism/cc13-on-model13 (6 Kodak images; realism-cc12-cpu7 in cc12-on-model13).
-#: Model 14 (model 13 trained on) uses it as it is; measured on model 14's files in
-#: benchmarks/results/realism/cc13-on-model14
+#: Models 14 and 15 (model 13 trained on) use it as it is; measured on their files in
+#: benchmarks/results/realism/cc13-on-model14 and cc13-on-model15
 REALISM_CC13 = DenoiserEntry(
     filename="realism-cc13-cpu8.safetensors",
     sha256="f82d8ed372f5448447ce1183de7337ee4d55983899d47d871e5f72b2b734b9f3",
@@ -98,7 +99,7 @@ REALISM_CC13 = DenoiserEntry(
 )
 
 #: Realism decoders by codec model id; a model without one decodes in fidelity mode only.
-DENOISERS: dict[int, DenoiserEntry] = {14: REALISM_CC13}
+DENOISERS: dict[int, DenoiserEntry] = {15: REALISM_CC13}
 
 
 class RealismUnavailableError(ValueError):
