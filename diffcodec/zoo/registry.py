@@ -85,10 +85,10 @@ class DenoiserEntry:
 #: reading the decoded latent and its own trainable copy of the codec's synthesis transform as
 #: well as the fidelity image) trained further on model 13's reconstructions against a
 #: conditional discriminator (its heads also read the fidelity image's features; adversarial
-#: weight 0.5 -> 0.15); its level input is model 5's level scale, which models 6-14 share. Steps
+#: weight 0.5 -> 0.15); its level input is model 5's level scale, which models 6-15 share. Steps
 #: and strength as its predecessor's; measured against it on model 13's files in
 #: benchmarks/results/realism/cc13-on-model13 (6 Kodak images; realism-cc12-cpu7 in cc12-on-model13).
-#: Models 14 and 15 (model 13 trained on) use it as it is; measured on their files in
+#: Models 14 and 15 (model 13 trained on, then model 14) use it as it is; measured on their files in
 #: benchmarks/results/realism/cc13-on-model14 and cc13-on-model15
 REALISM_CC13 = DenoiserEntry(
     filename="realism-cc13-cpu8.safetensors",
