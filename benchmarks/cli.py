@@ -193,14 +193,14 @@ def cmd_bdrate(args: argparse.Namespace) -> int:
         anchor = read_curve(Path(args.anchor))
         a_label, a_bpp, a_values = anchor.label, anchor.results["bpp"], anchor.results[args.metric]
     span = "" if args.quality_range is None else f", {args.metric} in {args.quality_range[0]:g}..{args.quality_range[1]:g}"
+    higher = HIGHER_IS_BETTER.get(args.metric, True)
     for t in args.tests:
         c = read_curve(t)
         v = bdrate.bd_rate(a_bpp, a_values, c.results["bpp"], c.results[args.metric], method=args.method,
-                           higher_is_better=HIGHER_IS_BETTER.get(args.metric, True),
+                           higher_is_better=higher,
                            quality_range=tuple(args.quality_range) if args.quality_range else None)
         print(f"{c.label}: BD-rate ({args.metric}, {args.method}{span}) vs {a_label}: {v:+.2f} %")
         if args.per_point:
-            higher = HIGHER_IS_BETTER.get(args.metric, True)
             rates, values = c.results["bpp"], c.results[args.metric]
             for r, q, qa in zip(rates, values, bdrate.anchor_quality_at(a_bpp, a_values, rates, higher)):
                 there = "outside the anchor's rates" if qa is None else f"anchor {qa:.4f}, difference {q - qa:+.4f}"

@@ -235,7 +235,7 @@ def probe_ceiling(images: list[Path], qualities: list[float], finer: tuple[int, 
         for q in qualities:
             t = quality_to_level(loaded, q)
             gain, inv_gain = net.gains(t)
-            decoded = {"rounded": net.reconstruct(padded, t)}
+            decoded = {"rounded": net.synthesize(net.rounded_latent(y, t))}
             for k in finer:
                 decoded[f"step/{k}"] = net.g_s(torch.round(y * gain * k) / k * inv_gain)
             decoded["unrounded"] = net.g_s(y * gain * inv_gain)

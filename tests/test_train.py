@@ -507,6 +507,62 @@ def test_transform_width_widens_a_trained_network_without_changing_it(tmp_path):
         train.main(common + ["--out", str(tmp_path / "narrower"), "--transform-width", "8"])
 
 
+def test_latent_channels_grow_a_trained_network_without_changing_it(tmp_path):
+    """--latent-channels on a model with fewer: the old channels keep their places within each
+    context slice, the new ones start silent (same reconstruction, old rates, nearly free), the
+    codec's exact path decodes the same image, g_a's zero weights into the new channels get a
+    gradient, and the CLI grows a shipped file (removing channels is a one-line error)."""
+    from diffcodec.coding.codec import Codec
+    from diffcodec.models.hyperprior import ModelConfig, VariableRateHyperprior
+    from diffcodec.zoo.weight_files import export, load_weights
+
+    torch.manual_seed(0)
+    old = VariableRateHyperprior(ModelConfig(n=16, m=24, levels=4, context_slices=2, context_width=8)).eval()
+    with torch.no_grad():  # trained-looking: context corrections in use, a gain of its own per channel
+        old.context[0][4].weight.normal_(0, 0.05)
+        old.context[0][4].bias.normal_(0, 0.05)
+        old.log_gain.add_(0.2 * torch.randn_like(old.log_gain))
+    new = train.with_latent_channels(old, 32).eval()
+    assert new.config.m == 32 and train.with_latent_channels(new, 32) is new
+    assert new.g_a[6].weight.shape[0] == 32 and new.h_s[4].weight.shape[0] == 64
+    assert new.slice_bounds() == [(0, 16), (16, 32)]
+    kept = [*range(0, 12), *range(16, 28)]  # old channel i -> slice i // 12, place i % 12
+    assert torch.equal(new.log_gain[:, kept], old.log_gain)
+    x, t = torch.rand(2, 3, 64, 64), torch.tensor([0.5, 2.5])
+    with torch.no_grad():
+        a, b = old(x, t), new(x, t)
+    assert torch.allclose(a["x_hat"], b["x_hat"], atol=1e-5)
+    assert torch.allclose(a["likelihoods"]["y"], b["likelihoods"]["y"][:, kept], atol=1e-6)
+    added = b["likelihoods"]["y"][:, [c for c in range(32) if c not in kept]]
+    assert added.min() > 0.999  # silent channels cost (almost) no bits
+    new.train()
+    train.rd_loss(new, x, t)["loss"].backward()
+    assert new.g_a[6].weight.grad[12:16].abs().sum() > 0  # zero now, learning
+    with pytest.raises(ValueError, match="cannot remove"):
+        train.with_latent_channels(new, 24)
+    with pytest.raises(ValueError, match="slices"):
+        train.with_latent_channels(old, 25)
+
+    files = {}
+    for name, net in [("old", old), ("new", train.with_latent_channels(old, 32))]:
+        export(net.eval(), tmp_path / f"{name}.safetensors")
+        files[name] = Codec(load_weights(tmp_path / f"{name}.safetensors", None))
+    image = torch.rand(1, 3, 80, 96)
+    streams = {name: codec.encode(image, 40.0) for name, codec in files.items()}
+    decoded = {name: files[name].decode(streams[name], 40.0, 80, 96) for name in files}
+    assert torch.allclose(decoded["old"], decoded["new"], atol=1e-5)
+    assert len(streams["new"]) <= len(streams["old"]) + 4
+
+    data = _data(tmp_path)
+    common = ["--data", str(data), "--batch", "2", "--crop", "64", "--steps", "1",
+              "--init", str(tmp_path / "old.safetensors"), "--threads", "1"]
+    train.main(common + ["--out", str(tmp_path / "grown"), "--latent-channels", "32"])
+    export_mod.main([str(tmp_path / "grown" / "checkpoint.pt"), str(tmp_path / "grown.safetensors")])
+    assert load_weights(tmp_path / "grown.safetensors", None).net.config.m == 32
+    with pytest.raises(SystemExit):
+        train.main(common + ["--out", str(tmp_path / "fewer"), "--latent-channels", "16"])
+
+
 def test_train_speed_times_both_precisions_a_grown_and_a_widened_network(tmp_path):
     from benchmarks import train_speed
 

@@ -323,8 +323,14 @@ class VariableRateHyperprior(nn.Module):
         Matches :meth:`diffcodec.coding.codec.Codec.synthesis_input` up to the exact
         hyper-synthesis' grid error.
         """
+        return self.rounded_latent(self.g_a(x), t)
+
+    @torch.no_grad()
+    def rounded_latent(self, y: Tensor, t: Tensor) -> Tensor:
+        """:meth:`synthesis_input` from g_a's output ``y`` (before the gain): lets a caller that
+        also reads ``y`` itself (the ceiling probe) run the analysis transform once."""
         gain, inv_gain = self.gains(t)
-        y = self.g_a(x) * gain
+        y = y * gain
         medians = self.entropy_bottleneck._get_medians()
         z_hat = torch.round(self.h_a(y) - medians) + medians
         means, scales = self.split_params(self.h_s(z_hat))

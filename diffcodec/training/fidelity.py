@@ -142,6 +142,84 @@ def _widen_into(old: torch.nn.Module, new: torch.nn.Module) -> None:
             target[:source.shape[0]].copy_(source)
 
 
+def with_latent_channels(model: VariableRateHyperprior, m: int) -> VariableRateHyperprior:
+    """The same network with ``m`` latent channels, the new ones added at the end of every
+    context slice, so slice ``i`` still holds the old slice ``i``'s channels first.
+
+    At the start the new channels are silent and the network codes as before (up to float
+    summation order): g_a's weights into them are zero, so they round to their mean; the
+    hyper-synthesis gives them mean 0 and the smallest scale (zero weights into those
+    outputs), so they cost next to nothing; h_a and the context networks read them through zero
+    weights. g_s reads them through its fresh initialisation: a rounded zero adds nothing, and
+    the straight-through gradient reaches g_a's zero weights from the first step (with zero
+    weights on both sides neither would ever move). The hyper-latent z keeps its channels.
+    """
+    c = model.config
+    if m == c.m:
+        return model
+    if m < c.m:
+        raise ValueError(f"the model has {c.m} latent channels; growing cannot remove any")
+    if m % c.context_slices:
+        raise ValueError(f"{m} latent channels do not split into {c.context_slices} slices")
+    old_slice, new_slice = c.m // c.context_slices, m // c.context_slices
+    latent = torch.tensor([(i // old_slice) * new_slice + i % old_slice for i in range(c.m)])  # old -> new
+
+    def prefix(k: int) -> torch.Tensor:
+        return torch.arange(k)
+
+    new = VariableRateHyperprior(ModelConfig(**{**c.to_dict(), "m": m})).to(next(model.parameters()).device)
+    state = model.state_dict()
+    # (layer, its outputs' places, its inputs' places, zero the new outputs, zero new inputs -> old outputs)
+    layers = [
+        ("g_a.6", latent, prefix(c.transform_width or c.n), True, True),
+        ("g_s.0", prefix(c.transform_width or c.n), latent, False, False),
+        ("h_a.0", prefix(c.n), latent, False, True),
+        ("h_s.0", prefix(c.m), prefix(c.n), False, True),
+        ("h_s.2", prefix(c.m * 3 // 2), prefix(c.m), False, True),
+        ("h_s.4", torch.cat([latent, m + latent]), prefix(c.m * 3 // 2), True, True),
+    ]
+    within = torch.arange(old_slice)
+    for i in range(1, c.context_slices):  # input: (slice mean, slice scale, earlier slices); output: (d_mean, d_scale)
+        inputs = torch.cat([within, new_slice + within, 2 * new_slice + latent[: i * old_slice]])
+        layers += [(f"context.{i - 1}.0", prefix(c.context_width), inputs, False, True),
+                   (f"context.{i - 1}.4", torch.cat([within, new_slice + within]), prefix(c.context_width),
+                    True, True)]
+    with torch.no_grad():
+        for path, outs, ins, zero_new_outputs, zero_new_inputs in layers:
+            _embed_layer(state[f"{path}.weight"], state[f"{path}.bias"], new.get_submodule(path),
+                         outs, ins, zero_new_outputs, zero_new_inputs)
+        for name in ("log_gain", "log_inv_gain"):  # the new channels start at the average channel's gains
+            table, target = state[name], getattr(new, name)
+            target.copy_(table.mean(dim=1, keepdim=True).expand_as(target))
+            target[:, latent] = table
+    touched = {f"{path}.{kind}" for path, *_ in layers for kind in ("weight", "bias")} | {"log_gain", "log_inv_gain"}
+    missing, unexpected = new.load_state_dict({k: v for k, v in state.items() if k not in touched}, strict=False)
+    if unexpected or set(missing) - touched:
+        raise ValueError(f"cannot carry weights over (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    return new
+
+
+def _embed_layer(weight: torch.Tensor, bias: torch.Tensor, new: torch.nn.Module, outs: torch.Tensor,
+                 ins: torch.Tensor, zero_new_outputs: bool, zero_new_inputs: bool) -> None:
+    """Put a smaller convolution's ``weight``/``bias`` into ``new`` at output places ``outs`` and
+    input places ``ins``; optionally zero the new outputs and the weights from new inputs into
+    the old outputs (everything else keeps ``new``'s initialisation)."""
+    transposed = isinstance(new, torch.nn.ConvTranspose2d)  # (in, out, k, k) instead of (out, in, k, k)
+    target = new.weight.transpose(0, 1) if transposed else new.weight  # a view: writes reach new.weight
+    source = weight.transpose(0, 1) if transposed else weight
+    fresh_outputs = torch.ones(target.shape[0], dtype=torch.bool)
+    fresh_outputs[outs] = False
+    fresh_inputs = torch.ones(target.shape[1], dtype=torch.bool)
+    fresh_inputs[ins] = False
+    if zero_new_outputs:
+        target[fresh_outputs] = 0.0
+        new.bias[fresh_outputs] = 0.0
+    if zero_new_inputs:
+        target[outs[:, None], fresh_inputs.nonzero()[:, 0][None, :]] = 0.0
+    target[outs[:, None], ins[None, :]] = source.to(target.dtype)
+    new.bias[outs] = bias.to(new.bias.dtype)
+
+
 def with_levels_below(model: VariableRateHyperprior, extra: int) -> VariableRateHyperprior:
     """The same network with ``extra`` rate levels added below level 0, for lower bit rates.
 
@@ -243,6 +321,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--transform-width", type=int, default=None,
                    help="hidden channels of g_a and g_s; with --init from a narrower model, the new channels "
                         "start disconnected from the old ones (the trained network is widened)")
+    p.add_argument("--latent-channels", type=int, default=None,
+                   help="latent channels (y); with --init from a model with fewer, the new ones are added at "
+                        "the end of every context slice and start silent (the trained network is grown)")
     p.add_argument("--minutes", type=float, default=None,
                    help="stop (with a checkpoint) after this many minutes of training")
     args = p.parse_args(argv)
@@ -297,7 +378,8 @@ def main(argv: list[str] | None = None) -> None:
         config = model.config
         print(f"levels extended to {config.levels}, lambda_min {config.lambda_min:.6g}", flush=True)
     growths = [("--residual-blocks", args.residual_blocks, lambda c: c.residual_blocks, with_residual_blocks),
-               ("--transform-width", args.transform_width, lambda c: c.transform_width or c.n, with_transform_width)]
+               ("--transform-width", args.transform_width, lambda c: c.transform_width or c.n, with_transform_width),
+               ("--latent-channels", args.latent_channels, lambda c: c.m, with_latent_channels)]
     for flag, wanted, current, grow in growths:  # grow the network a .safetensors file gave
         if wanted is None or ck is not None:
             continue
