@@ -74,3 +74,35 @@ def test_quality_is_validated(tiny_codec):
         tiny_codec.encode(x, 100.5)
     with pytest.raises(ValueError):
         tiny_codec.encode(x, -1)
+
+
+@pytest.mark.parametrize("kernel,stride,padding,output_padding", [(5, 2, 2, 1), (3, 2, 1, 1), (4, 2, 1, 0), (6, 3, 2, 1)])
+def test_subpixel_convolution_computes_the_transposed_convolution(kernel, stride, padding, output_padding):
+    """The decoder's g_s runs its transposed convolutions as convolution + pixel shuffle
+    (thread-invariant in oneDNN): the same function, symmetric and asymmetric padding alike."""
+    from diffcodec.models.subpixel import subpixel_convolution
+
+    torch.manual_seed(kernel + stride)
+    deconv = torch.nn.ConvTranspose2d(5, 7, kernel, stride=stride, padding=padding,
+                                      output_padding=output_padding).double()
+    x = torch.randn(2, 5, 7, 9, dtype=torch.float64)
+    expected = deconv(x)
+    assert expected.shape[-2:] == (7 * stride, 9 * stride)
+    assert torch.allclose(subpixel_convolution(deconv)(x), expected, rtol=0, atol=1e-12)
+
+
+def test_subpixel_convolution_refuses_what_it_cannot_rewrite():
+    from diffcodec.models.subpixel import subpixel_convolution
+
+    with pytest.raises(ValueError, match="stride times"):
+        subpixel_convolution(torch.nn.ConvTranspose2d(3, 3, 5, stride=2, padding=2))  # output 2H - 1
+    with pytest.raises(ValueError, match="both axes"):
+        subpixel_convolution(torch.nn.ConvTranspose2d(3, 3, (5, 3), stride=2, padding=(2, 1), output_padding=1))
+
+
+def test_codec_synthesis_matches_the_models_g_s(tiny_codec):
+    """The codec's rewritten synthesis is the trained g_s up to float summation order."""
+    torch.manual_seed(3)
+    latent = torch.randn(1, tiny_codec.net.config.m, 5, 6)
+    with torch.no_grad():
+        assert torch.allclose(tiny_codec.synthesis(latent), tiny_codec.net.g_s(latent), atol=1e-5)

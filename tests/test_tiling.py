@@ -62,10 +62,10 @@ def test_codec_with_residual_blocks_tiles_without_seams(tmp_path, monkeypatch):
     torch.manual_seed(1)
     # image transforms wider than the hyperprior (transform_width): the codec reads z's width from n
     net = VariableRateHyperprior(ModelConfig(n=16, m=24, levels=4, residual_blocks=2, transform_width=24)).eval()
-    with torch.no_grad():  # trained blocks are not the identity: give them weights
+    with torch.no_grad():  # trained blocks are not the identity: weights that matter, outputs still of image scale
         for name, p in net.named_parameters():
             if ".res." in name:
-                p.normal_(0, 0.15)
+                p.normal_(0, 0.12)
     digest = export(net, tmp_path / "res.safetensors")
     model = load_weights(tmp_path / "res.safetensors", digest, "res")
     assert model.net.config.residual_blocks == 2 and model.net.config.transform_width == 24
@@ -80,8 +80,8 @@ def test_codec_with_residual_blocks_tiles_without_seams(tmp_path, monkeypatch):
         img = [c.synthesize(y_hat, 70.0, 190, 290) for c in (whole, tiled)]
         return (a_whole.y - a_tiled.y).abs().max().item(), (img[0] - img[1]).abs().max().item()
 
-    analysis, synthesis = differences()
-    assert analysis < 1e-5 and synthesis < 1e-5
+    analysis, synthesis = differences()  # float summation order only (oneDNN blocks by tensor size)
+    assert analysis < 1e-4 and synthesis < 1e-4, (analysis, synthesis)
     monkeypatch.setattr(codec_mod, "HALO_PER_RESIDUAL_BLOCK", 0)
     analysis, synthesis = differences()
-    assert analysis > 1e-3 and synthesis > 1e-3
+    assert analysis > 1e-2 and synthesis > 1e-2, (analysis, synthesis)

@@ -12,23 +12,23 @@ on integers decoded from the file.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import struct
-import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from bitstream import SCALE_TABLE, StreamReader, StreamWriter, scale_indices
 from bitstream.entropy import clip_to_codable
 from diffcodec.coding.exact_hyper import ExactHyperSynthesis
 from diffcodec.coding.refine import check_refinable, refine_latent
 from diffcodec.models.hyperprior import channel_context_loop
+from diffcodec.models.subpixel import with_subpixel_convolutions
 from diffcodec.tiling import apply_tiled
 from diffcodec.zoo.weight_files import Z_RANGE, LoadedModel
 
@@ -98,22 +98,22 @@ def halos(residual_blocks: int) -> tuple[int, int]:
     return ANALYSIS_HALO + extra, SYNTHESIS_HALO + extra
 
 
-@contextlib.contextmanager
-def thread_invariant(device: torch.device):
-    """Bit-identical CPU convolutions whatever the thread count.
+def thread_invariant(net: nn.Module) -> Callable[[Tensor], Tensor]:
+    """``net`` called on a channels-last copy of its input: bit-identical outputs whatever the
+    thread count, for a network of forward convolutions (see :mod:`diffcodec.models.subpixel`
+    for the transposed ones).
 
-    oneDNN picks its blocking (and so the float summation order) by thread count: pixels
-    differed by one level between 1 and 2 threads. PyTorch's native convolutions
-    (im2col + GEMM) keep each output's summation order fixed, at a price: a Kodak decode went
-    from about 0.32 s to 0.43 s on 2 threads (benchmarks/results/kodak).
+    oneDNN picks its blocking by thread count, and on contiguous (NCHW) tensors that changed
+    the float summation order: pixels differed by one level between 1 and 2 threads. On
+    channels-last tensors its forward convolutions gave the same bits on 1 to 16 threads for
+    every image size tried (tests/test_codec.py checks 1, 2 and 3 threads), and ran a Kodak
+    synthesis three times faster on a 2-core CPU than PyTorch's native im2col convolutions,
+    which the codec used before release 0.20.0 for the same guarantee.
     """
-    if device.type != "cpu":
-        yield
-        return
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*TF32 acceleration on top of oneDNN.*")
-        with torch.backends.mkldnn.flags(enabled=False):
-            yield
+    def call(x: Tensor) -> Tensor:
+        return net(x.contiguous(memory_format=torch.channels_last))
+
+    return call
 
 
 def stream_key(height: int, width: int, quality: float) -> bytes:
@@ -136,6 +136,8 @@ class Codec:
         self.tile = tile
         # A GPU codec gets its own copy so that a CPU codec sharing the loaded model is unaffected.
         self.net = model.net if self.device.type == "cpu" else copy.deepcopy(model.net).to(self.device)
+        # g_s with its transposed convolutions as convolutions + pixel shuffles (thread-invariant)
+        self.synthesis = with_subpixel_convolutions(self.net.g_s).to(memory_format=torch.channels_last)
         self.exact_h_s = ExactHyperSynthesis(model.net.h_s)
         self.exact_context = [ExactHyperSynthesis(net) for net in model.net.context]
         self.slices = model.net.slice_bounds()
@@ -167,9 +169,8 @@ class Codec:
     def analyse(self, image: Tensor) -> Analysis:
         """image: (1, 3, H, W) float in [0, 1]."""
         x = pad_to_multiple(image.to(self.device, torch.float32), self.net.downsampling)
-        with thread_invariant(self.device):
-            halo = halos(self.net.config.residual_blocks)[0]
-            y = apply_tiled(self.net.g_a, x, Fraction(1, Y_STRIDE), self.tile, halo, align=Y_STRIDE)
+        halo = halos(self.net.config.residual_blocks)[0]
+        y = apply_tiled(thread_invariant(self.net.g_a), x, Fraction(1, Y_STRIDE), self.tile, halo, align=Y_STRIDE)
         return Analysis(y=y, height=image.shape[-2], width=image.shape[-1])
 
     def refine(self, analysis: Analysis, image: Tensor, quality: float, iterations: int) -> Analysis:
@@ -259,14 +260,13 @@ class Codec:
     def synthesize(self, y_hat: Tensor, quality: float, height: int, width: int, dtype: torch.dtype = torch.float32) -> Tensor:
         """Fidelity decoder: (1, 3, height, width) float in [0, 1]."""
         y = self.synthesis_input(y_hat, quality)
-        g_s = self.net.g_s
+        g_s = thread_invariant(self.synthesis)
         if dtype != torch.float32:
             def g_s(latent: Tensor) -> Tensor:
                 with torch.autocast(self.device.type, dtype=dtype):
-                    return self.net.g_s(latent).float()
-        with thread_invariant(self.device):
-            halo = halos(self.net.config.residual_blocks)[1]
-            x = apply_tiled(g_s, y, Fraction(Y_STRIDE), self.tile // Y_STRIDE, halo // Y_STRIDE)
+                    return self.synthesis(latent).float()
+        halo = halos(self.net.config.residual_blocks)[1]
+        x = apply_tiled(g_s, y, Fraction(Y_STRIDE), self.tile // Y_STRIDE, halo // Y_STRIDE)
         return x.float()[..., :height, :width].clamp(0, 1)
 
     def decode(self, stream: bytes, quality: float, height: int, width: int) -> Tensor:
