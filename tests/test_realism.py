@@ -722,3 +722,60 @@ def test_realism_decodes_in_bf16_only_where_the_cpu_has_bf16_units(monkeypatch):
     monkeypatch.setattr(api, "has_native_bf16", lambda device: True)
     assert api.realism_dtype("cpu") == torch.bfloat16
     assert api.realism_dtype("cuda") == torch.float32
+
+
+def test_a_latent_reading_decoder_follows_its_codecs_grown_latent(tmp_path):
+    """A codec grown by --latent-channels: a decoder trained on the old latent, started on the
+    grown codec, reads the new channels through zero weights (its latent input) and through the
+    grown codec's own g_s weights (its synthesis copy), so on the grown latent with the new
+    channels silent it decodes as before; the realism trainer grows an --init file that way."""
+    pytest.importorskip("benchmarks.metrics.lpips")
+    from diffcodec.models.hyperprior import ModelConfig, VariableRateHyperprior, grown_latent_places
+    from diffcodec.training import fidelity
+
+    torch.manual_seed(0)
+    codec = VariableRateHyperprior(ModelConfig(n=6, m=24, levels=4, context_slices=2, context_width=8,
+                                               residual_blocks=1)).eval()
+    grown_codec = fidelity.with_latent_channels(codec, 32).eval()
+    places = grown_latent_places(24, 32, 2)
+    assert places.tolist() == [*range(0, 12), *range(16, 28)]
+    config = DenoiserConfig(**{**SYNTHESIS_TINY.to_dict(), "latent_channels": 24})
+    old = _random_net(config, 3)
+    state = train_denoiser.with_grown_latent(old.state_dict(), places, 32, grown_codec.g_s[0].weight)
+    new = ResidualDenoiser(DenoiserConfig(**{**config.to_dict(), "latent_channels": 32})).eval()
+    new.load_state_dict(state)
+    new_inputs = [c for c in range(32) if c not in places.tolist()]
+    assert torch.equal(new.synthesis.g_s[0].weight[new_inputs], grown_codec.g_s[0].weight[new_inputs])
+    latent = torch.randn(2, 24, 2, 3)
+    grown_latent = torch.zeros(2, 32, 2, 3)
+    grown_latent[:, places] = latent
+    r, x_f, t, level = torch.randn(2, 3, 32, 48), torch.rand(2, 3, 32, 48), torch.tensor([0.5, 1.0]), torch.tensor([1.0, 2.0])
+    with torch.no_grad():
+        unclamped = old.synthesis.g_s(latent)
+        assert unclamped.std() > 0.01 and torch.allclose(new.synthesis.g_s(grown_latent), unclamped, atol=1e-6)
+        x_p = old.synthesis(latent)
+        assert torch.allclose(new(r, x_f, t, level, grown_latent, new.synthesis(grown_latent)),
+                              old(r, x_f, t, level, latent, x_p), atol=1e-5)
+        grown_latent[:, new_inputs] = 1.0  # once the new channels carry something, the copy reads them
+        assert (new.synthesis.g_s[0](grown_latent) - old.synthesis.g_s[0](latent)).abs().max() > 0.1
+    with pytest.raises(ValueError, match="does not fit"):
+        train_denoiser.with_grown_latent(old.state_dict(), places, 32, grown_codec.g_s[0].weight[:, :3])
+
+    # the trainer: --init a decoder of the old codec, --codec-weights the grown codec
+    data = tmp_path / "data"
+    data.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (80, 96, 3), dtype=np.uint8)).save(data / "a.png")
+    export(codec, tmp_path / "codec.safetensors")
+    export(grown_codec, tmp_path / "grown.safetensors")
+    common = ["--data", str(data), "--batch", "1", "--crop", "64", "--width", "8", "--threads", "1",
+              "--objective", "unrolled", "--unroll", "1", "1", "--max-level", "2", "--steps", "1", "--warmup", "0"]
+    train_denoiser.main([*common, "--out", str(tmp_path / "old"), "--codec-weights", str(tmp_path / "codec.safetensors"),
+                         "--latent", "--synthesis"])
+    export_mod.main([str(tmp_path / "old" / "checkpoint.pt"), str(tmp_path / "old.safetensors")])
+    train_denoiser.main([*common, "--out", str(tmp_path / "grown"), "--codec-weights", str(tmp_path / "grown.safetensors"),
+                         "--init", str(tmp_path / "old.safetensors")])
+    export_mod.main([str(tmp_path / "grown" / "checkpoint.pt"), str(tmp_path / "grown-realism.safetensors")])
+    assert load_denoiser(tmp_path / "grown-realism.safetensors", None).net.config.latent_channels == 32
+    with pytest.raises(SystemExit):  # a codec with fewer channels than the decoder reads: one-line error
+        train_denoiser.main([*common, "--out", str(tmp_path / "fewer"), "--init", str(tmp_path / "grown-realism.safetensors"),
+                             "--codec-weights", str(tmp_path / "codec.safetensors")])

@@ -149,6 +149,16 @@ def channel_context_loop(slices: list[tuple[int, int]], params: SliceParams, lat
     return torch.cat(decoded, dim=1)
 
 
+def grown_latent_places(old_m: int, new_m: int, slices: int) -> Tensor:
+    """Where each of ``old_m`` latent channels sits in a latent grown to ``new_m`` channels with
+    the same number of context ``slices``: the new channels go at the end of every slice, so each
+    slice keeps its old channels first and in order (the channel-context layout stays valid)."""
+    if new_m < old_m or old_m % slices or new_m % slices:
+        raise ValueError(f"cannot grow {old_m} latent channels in {slices} slices to {new_m}")
+    old_slice, new_slice = old_m // slices, new_m // slices
+    return torch.tensor([(i // old_slice) * new_slice + i % old_slice for i in range(old_m)])
+
+
 def ste_round(x: Tensor) -> Tensor:
     """Round in the forward pass, identity gradient in the backward pass."""
     return x + (torch.round(x) - x).detach()

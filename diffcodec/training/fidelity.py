@@ -22,7 +22,12 @@ from pathlib import Path
 
 import torch
 
-from diffcodec.models.hyperprior import GDN, ModelConfig, VariableRateHyperprior  # GDN: compressai's, imported quietly there
+from diffcodec.models.hyperprior import (  # GDN: compressai's, imported quietly there
+    GDN,
+    ModelConfig,
+    VariableRateHyperprior,
+    grown_latent_places,
+)
 from diffcodec.models.precision import PRECISIONS, training_dtype
 from diffcodec.training.data import CropSampler, load_corpus
 from diffcodec.training.loop import (
@@ -162,7 +167,7 @@ def with_latent_channels(model: VariableRateHyperprior, m: int) -> VariableRateH
     if m % c.context_slices:
         raise ValueError(f"{m} latent channels do not split into {c.context_slices} slices")
     old_slice, new_slice = c.m // c.context_slices, m // c.context_slices
-    latent = torch.tensor([(i // old_slice) * new_slice + i % old_slice for i in range(c.m)])  # old -> new
+    latent = grown_latent_places(c.m, m, c.context_slices)  # old channel -> its place
 
     def prefix(k: int) -> torch.Tensor:
         return torch.arange(k)

@@ -44,6 +44,7 @@ from pathlib import Path
 import torch
 
 from diffcodec.models.denoiser import DenoiserConfig, ResidualDenoiser
+from diffcodec.models.hyperprior import grown_latent_places
 from diffcodec.models.discriminator import (
     ProjectedHeads,
     diff_augment,
@@ -246,6 +247,32 @@ def optimisation_step(stats: dict, net: ResidualDenoiser, heads: ProjectedHeads 
     return stats
 
 
+def with_grown_latent(state: dict[str, torch.Tensor], places: torch.Tensor, m: int,
+                      codec_g_s_input: torch.Tensor) -> dict[str, torch.Tensor]:
+    """A latent-reading denoiser's weights, made to read a latent grown to ``m`` channels, the
+    old ones now at ``places`` (:func:`diffcodec.models.hyperprior.grown_latent_places`).
+
+    The latent input reads the new channels through zero weights, so the decoder starts as it
+    was. Its synthesis copy (if any) reads them through the grown codec's own g_s weights
+    (``codec_g_s_input``, its first transposed convolution's): the copy stays as close to the
+    codec's synthesis as it was, whatever the new channels have learnt to carry.
+    """
+    state = dict(state)
+    if "latent_in.weight" in state:
+        old = state["latent_in.weight"]  # (out, old m, k, k)
+        grown = old.new_zeros(old.shape[0], m, *old.shape[2:])
+        grown[:, places] = old
+        state["latent_in.weight"] = grown
+    if "synthesis.g_s.0.weight" in state:
+        old = state["synthesis.g_s.0.weight"]  # ConvTranspose2d: (in = old m, out, k, k)
+        grown = codec_g_s_input.detach().to(old.dtype).clone()
+        if grown.shape[0] != m or grown.shape[1:] != old.shape[1:]:
+            raise ValueError(f"the codec's synthesis input {tuple(grown.shape)} does not fit the copy's {tuple(old.shape)}")
+        grown[places] = old
+        state["synthesis.g_s.0.weight"] = grown
+    return state
+
+
 def _load_adding(net: ResidualDenoiser, state: dict, added: set[str]) -> None:
     """Load ``state``; only the ``added`` parameters (new, zero-initialised inputs) may be missing."""
     missing, unexpected = net.load_state_dict(state, strict=False)
@@ -346,6 +373,18 @@ def main(argv: list[str] | None = None) -> None:
         config = DenoiserConfig(width=args.width, levels=codec_net.config.levels,
                                 prediction="r0" if args.objective == "unrolled" else "v")
     added = set()
+    if config.latent_channels and config.latent_channels != codec_net.config.m:  # the codec's latent grew
+        c = codec_net.config
+        if ck is not None:
+            p.error(f"the checkpoint's network reads {config.latent_channels} latent channels, the codec has {c.m}")
+        try:
+            places = grown_latent_places(config.latent_channels, c.m, c.context_slices)
+        except ValueError as exc:
+            p.error(f"the codec's latent ({c.m} channels) is not a grown copy of the one the network reads: {exc}")
+        state, init_ema = (with_grown_latent(weights, places, c.m, codec_net.g_s[0].weight)
+                           for weights in (state, init_ema))
+        config = DenoiserConfig.from_dict({**config.to_dict(), "latent_channels": c.m})
+        print(f"latent input grown to {c.m} channels (the new ones read through zero weights)", flush=True)
     if args.latent and not config.latent_channels:  # start reading the latent (a zero-initialised input)
         if ck is not None:
             p.error("--latent starts a run (from --init or afresh), not a resumed one")
