@@ -164,10 +164,8 @@ def with_latent_channels(model: VariableRateHyperprior, m: int) -> VariableRateH
         return model
     if m < c.m:
         raise ValueError(f"the model has {c.m} latent channels; growing cannot remove any")
-    if m % c.context_slices:
-        raise ValueError(f"{m} latent channels do not split into {c.context_slices} slices")
+    latent = grown_latent_places(c.m, m, c.context_slices)  # old channel -> its place (checks the slices)
     old_slice, new_slice = c.m // c.context_slices, m // c.context_slices
-    latent = grown_latent_places(c.m, m, c.context_slices)  # old channel -> its place
 
     def prefix(k: int) -> torch.Tensor:
         return torch.arange(k)
