@@ -10,7 +10,7 @@ import importlib
 
 from diffcodec.pillow_plugin import register_pillow
 
-__version__ = "0.19.0"
+__version__ = "0.20.0"
 __all__ = [
     "DEFAULT_QUALITY", "OutputExistsError", "compress", "compress_detailed", "compress_file", "decompress",
     "decompress_file", "read_header", "register_pillow", "__version__",

@@ -27,14 +27,14 @@ MODELS: dict[int, ModelEntry] = {
         filename="channel-context-cpu2.safetensors",
         sha256="5727d53425bc15ebde8d128e0b1904dbb63d2f10b2fcc11026c7470cc9da58aa",
     ),
-    15: ModelEntry(
-        model_id=15,
-        name="channel-context-res3-cpu14",
-        filename="channel-context-res3-cpu14.safetensors",
-        sha256="08cd78193c3664abc534b734c4fcced151c72daa49bd273ffb7456d10610c6d5",
+    16: ModelEntry(
+        model_id=16,
+        name="channel-context-res3-cpu15",
+        filename="channel-context-res3-cpu15.safetensors",
+        sha256="05b63a8e2bffda4db79276287d23912e3e5f84e973081c4a7a2b1e58d7414c4a",
     ),
 }
-DEFAULT_MODEL_ID = 15
+DEFAULT_MODEL_ID = 16
 
 #: Models whose weights no longer ship (the package keeps its weights under 50 MB): their files
 #: get a clear error naming the last release that decodes them.
@@ -52,6 +52,7 @@ RETIRED: dict[int, tuple[str, str]] = {
     12: ("channel-context-res3-cpu11", "0.15.0"),
     13: ("channel-context-res3-cpu12", "0.17.0"),
     14: ("channel-context-res3-cpu13", "0.18.0"),
+    15: ("channel-context-res3-cpu14", "0.19.0"),
 }
 
 
@@ -85,11 +86,11 @@ class DenoiserEntry:
 #: reading the decoded latent and its own trainable copy of the codec's synthesis transform as
 #: well as the fidelity image) trained further on model 13's reconstructions against a
 #: conditional discriminator (its heads also read the fidelity image's features; adversarial
-#: weight 0.5 -> 0.15); its level input is model 5's level scale, which models 6-15 share. Steps
+#: weight 0.5 -> 0.15); its level input is model 5's level scale, which models 6-16 share. Steps
 #: and strength as its predecessor's; measured against it on model 13's files in
 #: benchmarks/results/realism/cc13-on-model13 (6 Kodak images; realism-cc12-cpu7 in cc12-on-model13).
-#: Models 14 and 15 (model 13 trained on, then model 14) use it as it is; measured on their files in
-#: benchmarks/results/realism/cc13-on-model14 and cc13-on-model15
+#: Models 14 to 16 (model 13 trained on, then models 14 and 15) use it as it is; measured on their
+#: files in benchmarks/results/realism/cc13-on-model14, cc13-on-model15 and cc13-on-model16
 REALISM_CC13 = DenoiserEntry(
     filename="realism-cc13-cpu8.safetensors",
     sha256="f82d8ed372f5448447ce1183de7337ee4d55983899d47d871e5f72b2b734b9f3",
@@ -99,7 +100,7 @@ REALISM_CC13 = DenoiserEntry(
 )
 
 #: Realism decoders by codec model id; a model without one decodes in fidelity mode only.
-DENOISERS: dict[int, DenoiserEntry] = {15: REALISM_CC13}
+DENOISERS: dict[int, DenoiserEntry] = {16: REALISM_CC13}
 
 
 class RealismUnavailableError(ValueError):
