@@ -21,7 +21,7 @@ from fractions import Fraction
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from bitstream import SCALE_TABLE, StreamReader, StreamWriter, scale_indices
 from bitstream.entropy import clip_to_codable
@@ -98,7 +98,7 @@ def halos(residual_blocks: int) -> tuple[int, int]:
     return ANALYSIS_HALO + extra, SYNTHESIS_HALO + extra
 
 
-def thread_invariant(net: nn.Module) -> Callable[[Tensor], Tensor]:
+def thread_invariant(net: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
     """``net`` called on a channels-last copy of its input: bit-identical outputs whatever the
     thread count, for a network of forward convolutions (see :mod:`diffcodec.models.subpixel`
     for the transposed ones).
@@ -260,13 +260,12 @@ class Codec:
     def synthesize(self, y_hat: Tensor, quality: float, height: int, width: int, dtype: torch.dtype = torch.float32) -> Tensor:
         """Fidelity decoder: (1, 3, height, width) float in [0, 1]."""
         y = self.synthesis_input(y_hat, quality)
-        g_s = thread_invariant(self.synthesis)
-        if dtype != torch.float32:
-            def g_s(latent: Tensor) -> Tensor:
-                with torch.autocast(self.device.type, dtype=dtype):
-                    return self.synthesis(latent).float()
+        def g_s(latent: Tensor) -> Tensor:
+            with torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32):
+                return self.synthesis(latent).float()
+
         halo = halos(self.net.config.residual_blocks)[1]
-        x = apply_tiled(g_s, y, Fraction(Y_STRIDE), self.tile // Y_STRIDE, halo // Y_STRIDE)
+        x = apply_tiled(thread_invariant(g_s), y, Fraction(Y_STRIDE), self.tile // Y_STRIDE, halo // Y_STRIDE)
         return x.float()[..., :height, :width].clamp(0, 1)
 
     def decode(self, stream: bytes, quality: float, height: int, width: int) -> Tensor:
